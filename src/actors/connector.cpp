@@ -1,0 +1,177 @@
+#include "actors/connector.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/sec.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "io/tcp_probe.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/log.hpp"
+#include "runtime/type_registry.hpp"
+
+namespace brd {
+
+namespace {
+
+enum class link_state { connecting, connected, unreachable, refused };
+
+struct peer_link {
+  const node_config* cfg = nullptr;
+  link_state state = link_state::connecting;
+  bool first_attempt = true;
+  bool in_flight = false;
+  std::chrono::milliseconds backoff{0};
+};
+
+struct connector_state {
+  static inline const char* name = "connector";
+  fleet_config fleet;
+  node_name self;
+  health_actor health;
+  caf::io::middleman_actor mm;
+  std::map<node_name, peer_link> peers;
+};
+
+using connector_ptr = connector_actor::stateful_pointer<connector_state>;
+
+std::string address(const node_config& n) {
+  return n.host + ":" + std::to_string(n.port);
+}
+
+bool is_refusal(const caf::error& err) {
+  return err == caf::sec::incompatible_application_ids
+         || err == caf::sec::incompatible_versions
+         || err == caf::sec::unexpected_message
+         || err == caf::sec::remote_linking_failed;
+}
+
+// Called once per failed attempt: logs on change, schedules the next try.
+void attempt_failed(connector_ptr self, const node_name& node,
+                    const caf::error& err, std::string reason) {
+  auto& st = self->state;
+  auto& link = st.peers.at(node);
+  link.in_flight = false;
+  auto now_state = is_refusal(err) ? link_state::refused
+                                   : link_state::unreachable;
+  if (now_state != link.state) {
+    if (now_state == link_state::refused)
+      log::net()->warn("peer {} at {} refused the connection: {} (we are "
+                       "'{}'; a node of another cluster or protocol version "
+                       "is refused)",
+                       node, address(*link.cfg), reason,
+                       system_config::app_identifier(st.fleet.cluster));
+    else
+      log::net()->info("peer {} at {} is unreachable: {}; retrying in the "
+                       "background (backoff up to {} ms)",
+                       node, address(*link.cfg), reason,
+                       st.fleet.detector.backoff_max.count());
+    link.state = now_state;
+  }
+  if (link.first_attempt) {
+    link.first_attempt = false;
+    self->send(st.health, retry_atom::value, node, reason);
+  }
+  const auto& d = st.fleet.detector;
+  link.backoff = link.backoff.count() == 0
+                   ? d.backoff_min
+                   : std::min(link.backoff * 2, d.backoff_max);
+  self->delayed_send(self, link.backoff, tick_atom::value, node);
+}
+
+void start_attempt(connector_ptr self, const node_name& node) {
+  auto& link = self->state.peers.at(node);
+  if (link.in_flight || link.state == link_state::connected)
+    return;
+  link.in_flight = true;
+  auto host = link.cfg->host;
+  auto port = link.cfg->port;
+  auto timeout = self->state.fleet.detector.connect_timeout;
+  auto reply_to = caf::actor_cast<connector_actor>(self);
+  // The probe blocks for up to `timeout`: run it on a thread of its own.
+  self->spawn<caf::detached + caf::hidden>(
+    [=](caf::event_based_actor* helper) {
+      auto err = io::tcp_probe(host, port, timeout);
+      helper->send(reply_to, connected_atom::value, node, !err,
+                   err ? describe(err) : std::string{});
+    });
+}
+
+void probe_done(connector_ptr self, const node_name& node, bool ok,
+                const std::string& reason) {
+  auto& st = self->state;
+  auto& link = st.peers.at(node);
+  if (!ok) {
+    attempt_failed(self, node, caf::error{}, reason);
+    return;
+  }
+  self
+    ->request(st.mm, st.fleet.detector.connect_timeout * 2,
+              caf::connect_atom::value, link.cfg->host, link.cfg->port)
+    .then(
+      [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
+          const std::set<std::string>&) {
+        auto& l = self->state.peers.at(node);
+        if (!ptr) {
+          attempt_failed(self, node, caf::error{},
+                         "no actor is published on that port");
+          return;
+        }
+        l.in_flight = false;
+        l.first_attempt = false;
+        l.backoff = std::chrono::milliseconds{0};
+        if (l.state != link_state::connected)
+          log::net()->info("connected to peer {} at {}", node,
+                           address(*l.cfg));
+        l.state = link_state::connected;
+        self->send(self->state.health, connected_atom::value, node,
+                   caf::actor_cast<caf::actor>(std::move(ptr)));
+      },
+      [=](caf::error& err) { attempt_failed(self, node, err, describe(err)); });
+}
+
+connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
+                                         node_name me, health_actor health) {
+  auto& st = self->state;
+  st.fleet = std::move(fleet);
+  st.self = std::move(me);
+  st.health = std::move(health);
+  auto& sys = self->system();
+  st.mm = sys.has_openssl_manager() ? sys.openssl_manager().actor_handle()
+                                    : sys.middleman().actor_handle();
+  for (const auto& n : st.fleet.nodes)
+    if (n.name != st.self)
+      st.peers.emplace(n.name, peer_link{&n});
+  for (auto& [name, link] : st.peers)
+    start_attempt(self, name);
+  return {
+    [=](retry_atom, const std::string& node) {
+      auto i = self->state.peers.find(node);
+      if (i == self->state.peers.end())
+        return;
+      if (i->second.state == link_state::connected) {
+        i->second.state = link_state::connecting;
+        i->second.backoff = std::chrono::milliseconds{0};
+      }
+      start_attempt(self, node);
+    },
+    [=](tick_atom, const std::string& node) { start_attempt(self, node); },
+    [=](connected_atom, const std::string& node, bool ok,
+        const std::string& reason) { probe_done(self, node, ok, reason); },
+  };
+}
+
+} // namespace
+
+connector_actor spawn_connector(caf::local_actor* parent,
+                                const fleet_config& fleet,
+                                const node_name& self, health_actor health) {
+  return parent->spawn<caf::linked>(connector, fleet, self, std::move(health));
+}
+
+} // namespace brd

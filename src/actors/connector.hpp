@@ -1,0 +1,39 @@
+// The connector: keeps one node connected to every peer in the fleet config
+// without ever blocking the node.
+//
+// Each attempt first probes the peer's TCP port from a short-lived detached
+// helper (bounded by connect_timeout), then asks the middleman (or the
+// OpenSSL manager, when TLS is on) to connect, again with a timeout. Failed
+// peers are retried with capped exponential backoff. Each state change
+// (unreachable, refused, connected) is logged once, not every retry.
+// Reached peers are handed to the health actor with (connected_atom, ...).
+#pragma once
+
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "runtime/config.hpp"
+#include "actors/health.hpp"
+#include "runtime/messages.hpp"
+
+namespace brd {
+
+using connector_actor = caf::typed_actor<
+  // Connect to this peer now (its connection was lost).
+  caf::reacts_to<retry_atom, std::string>,
+  // Internal: a backoff delay ran out.
+  caf::reacts_to<tick_atom, std::string>,
+  // Internal: the TCP probe of a peer finished (node, ok, reason).
+  caf::reacts_to<connected_atom, std::string, bool, std::string>>;
+
+// Spawns the connector; `health` receives (connected_atom, node, handle)
+// for each peer reached and (retry_atom, node, reason) when the first
+// attempt at a peer fails. Attempts start immediately.
+connector_actor spawn_connector(caf::local_actor* parent,
+                                const fleet_config& fleet,
+                                const node_name& self, health_actor health);
+
+} // namespace brd

@@ -1,0 +1,93 @@
+// A node's local key-value store: RocksDB with named column families.
+//
+// A store owns its data directory exclusively: open() takes an flock on
+// DIR/brnode.lock (holding our pid) and keeps it until the store is destroyed,
+// so a second brnode, or a second open() in the same process, is refused with
+// brd_errc::store_locked. Every failure is a value; no exception and no
+// rocksdb::Status leaves this unit. All operations may be called from several
+// threads at once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace brd::io {
+
+// Puts and erases gathered in memory, applied atomically by store::write().
+// Column families are named here and resolved at write time: a batch that
+// names an unknown one is refused as a whole.
+class batch {
+public:
+  void put(std::string_view cf, std::string_view key, std::string_view value);
+  void erase(std::string_view cf, std::string_view key);
+
+  size_t size() const { return ops_.size(); }
+  bool empty() const { return ops_.empty(); }
+  void clear() { ops_.clear(); }
+
+private:
+  friend class store;
+  struct op {
+    bool erase = false;
+    std::string cf, key, value;
+  };
+  std::vector<op> ops_;
+};
+
+class store {
+public:
+  using key_value = std::pair<std::string, std::string>;
+
+  // Opens (creating if missing, like mkdir -p) the store in `dir` with the
+  // given column families plus "default" and any that already exist on disk.
+  // Errors: store_locked when another owner holds the directory,
+  // store_failure when the directory cannot be made or RocksDB refuses.
+  static caf::expected<std::unique_ptr<store>>
+  open(const std::string& dir, std::vector<std::string> column_families);
+
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // `sync` makes the write durable (WAL fsync) before returning.
+  caf::error put(std::string_view cf, std::string_view key,
+                 std::string_view value, bool sync = true);
+
+  // std::nullopt when the key is absent.
+  caf::expected<std::optional<std::string>> get(std::string_view cf,
+                                                std::string_view key) const;
+
+  // Erasing an absent key succeeds.
+  caf::error erase(std::string_view cf, std::string_view key, bool sync = true);
+
+  // Up to `limit` pairs whose key starts with `prefix`, in key order.
+  caf::expected<std::vector<key_value>>
+  scan(std::string_view cf, std::string_view prefix,
+       size_t limit = SIZE_MAX) const;
+
+  // Applies every operation of `b` or none. `b` is left unchanged.
+  caf::error write(const batch& b, bool sync = true);
+
+  std::string dir() const { return dir_; }
+
+  // Live SST files plus memtables over all column families; an estimate.
+  uint64_t approximate_size_bytes() const;
+
+private:
+  struct impl;
+  store(std::string dir, std::unique_ptr<impl> state);
+
+  std::string dir_;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace brd::io

@@ -1,0 +1,27 @@
+// Readings of this host and this brnode process, for heartbeats, /health and
+// /metrics. Linux only (/proc, statvfs). Nothing here throws or fails: a
+// reading that cannot be taken is reported as zero.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "runtime/messages.hpp"
+
+namespace brd::io {
+
+// One node_sample: disk of the filesystem holding `data_dir` (or its nearest
+// existing parent), load averages, memory, this process's RSS and uptime
+// (measured from `process_start`), host uptime, and the wall clock now.
+node_sample take_sample(const std::string& data_dir,
+                        std::chrono::steady_clock::time_point process_start);
+
+// Resident set size of this process in bytes.
+uint64_t resident_memory_bytes();
+
+// Sum of the sizes of the regular files under `dir`, recursively, without
+// following symlinks. Files that vanish during the walk are skipped.
+uint64_t directory_size_bytes(const std::string& dir);
+
+} // namespace brd::io

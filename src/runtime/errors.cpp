@@ -1,0 +1,35 @@
+#include "runtime/errors.hpp"
+
+#include <caf/message.hpp>
+
+namespace brd {
+
+const char* to_string(brd_errc x) {
+  switch (x) {
+    case brd_errc::none: return "none";
+    case brd_errc::bad_config: return "bad_config";
+    case brd_errc::unknown_node: return "unknown_node";
+    case brd_errc::store_failure: return "store_failure";
+    case brd_errc::store_locked: return "store_locked";
+    case brd_errc::io_failure: return "io_failure";
+    case brd_errc::timeout: return "timeout";
+    case brd_errc::refused: return "refused";
+  }
+  return "unknown";
+}
+
+caf::error make_error(brd_errc code, std::string what) {
+  return caf::error{static_cast<uint8_t>(code), caf::atom("brd"),
+                    caf::make_message(std::move(what))};
+}
+
+std::string describe(const caf::error& err) {
+  if (!err)
+    return "no error";
+  const auto& ctx = err.context();
+  if (err.category() == caf::atom("brd") && ctx.match_elements<std::string>())
+    return ctx.get_as<std::string>(0);
+  return caf::to_string(err);
+}
+
+} // namespace brd

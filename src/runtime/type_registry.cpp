@@ -1,0 +1,41 @@
+#include "runtime/type_registry.hpp"
+
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+
+#include "actors/health.hpp"
+#include "runtime/messages.hpp"
+
+namespace brd {
+
+void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<node_sample>("brd::node_sample");
+  cfg.add_message_type<hello_msg>("brd::hello_msg");
+  cfg.add_message_type<heartbeat>("brd::heartbeat");
+  cfg.add_message_type<member_state>("brd::member_state");
+  cfg.add_message_type<member_event>("brd::member_event");
+  cfg.add_message_type<member_view>("brd::member_view");
+  cfg.add_message_type<std::vector<member_view>>("std::vector<brd::member_view>");
+}
+
+std::string system_config::app_identifier(const std::string& cluster) {
+  return cluster + "/" + protocol_version;
+}
+
+system_config::system_config(const std::string& cluster, bool with_tls) {
+  load<caf::io::middleman>();
+  if (with_tls)
+    load<caf::openssl::manager>();
+  register_message_types(*this);
+  set("middleman.app-identifiers",
+      std::vector<std::string>{app_identifier(cluster)});
+  // BASP heartbeats let a silent connection be noticed; membership has its
+  // own, faster heartbeats on top.
+  set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+  set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(10)});
+  set("scheduler.max-threads", size_t{2});
+  set("logger.console-verbosity", caf::atom("quiet"));
+  set("logger.file-verbosity", caf::atom("quiet"));
+}
+
+} // namespace brd

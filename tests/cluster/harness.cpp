@@ -1,0 +1,547 @@
+#include "harness.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <netinet/in.h>
+#include <set>
+#include <sstream>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+extern char** environ;
+
+namespace brd::test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// "KEY=VALUE" entries of the current environment, overridden by `extra`.
+std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
+  std::vector<std::string> out;
+  auto key_of = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv{*e};
+    bool overridden = std::any_of(extra.begin(), extra.end(),
+                                  [&](const auto& x) { return key_of(x) == key_of(kv); });
+    if (!overridden)
+      out.push_back(std::move(kv));
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings)
+    out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// fork + execve with stdout and stderr on `out_fd`, stdin on /dev/null.
+// Everything the child touches is prepared before the fork.
+pid_t spawn(std::vector<std::string> argv, const std::vector<std::string>& env, int out_fd) {
+  auto envs = merged_env(env);
+  auto c_argv = c_strings(argv);
+  auto c_env = c_strings(envs);
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent)
+      ::_exit(127);
+    ::dup2(null_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(out_fd, 2);
+    ::execve(c_argv[0], c_argv.data(), c_env.data());
+    const char msg[] = "harness: execve failed\n";
+    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+    ::_exit(127);
+  }
+  ::close(null_fd);
+  return pid;
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Non-blocking reap: the exit code, or nullopt while `pid` runs.
+std::optional<int> try_reap(pid_t pid) {
+  int status = 0;
+  pid_t r = ::waitpid(pid, &status, WNOHANG);
+  if (r == pid)
+    return decode_status(status);
+  if (r < 0 && errno == ECHILD)
+    return -1;
+  return std::nullopt;
+}
+
+long ms_since(steady::time_point since) {
+  return std::chrono::duration_cast<millis>(steady::now() - since).count();
+}
+
+std::string last_lines(const std::string& text, size_t n) {
+  size_t pos = text.size();
+  for (size_t i = 0; i <= n && pos != std::string::npos && pos > 0; ++i)
+    pos = text.rfind('\n', pos - 1);
+  return pos == std::string::npos || pos == 0 ? text : text.substr(pos + 1);
+}
+
+} // namespace
+
+// -- environment ---------------------------------------------------------------
+
+std::string brnode_bin() {
+  const char* bin = std::getenv("BRNODE_BIN");
+  REQUIRE_MESSAGE(bin != nullptr, "set BRNODE_BIN to the brnode binary (meson test does)");
+  REQUIRE_MESSAGE(::access(bin, X_OK) == 0, "BRNODE_BIN is not executable: " << bin);
+  return bin;
+}
+
+std::string find_program(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs{path != nullptr ? path : "/usr/bin:/bin"};
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    auto candidate = (fs::path{dir.empty() ? "." : dir} / program).string();
+    if (::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return {};
+}
+
+uint16_t free_port() {
+  static std::mutex mtx;
+  static std::set<uint16_t> handed_out;
+  std::lock_guard<std::mutex> guard{mtx};
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0
+              && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+    ::close(fd);
+    uint16_t port = ntohs(addr.sin_port);
+    if (ok && port != 0 && handed_out.insert(port).second)
+      return port;
+  }
+  FAIL("no free port on 127.0.0.1");
+  return 0;
+}
+
+// -- files ---------------------------------------------------------------------
+
+temp_dir::temp_dir() {
+  char tmpl[] = "/tmp/brd-cluster-XXXXXX";
+  REQUIRE_MESSAGE(::mkdtemp(tmpl) != nullptr, "mkdtemp: " << std::strerror(errno));
+  path_ = tmpl;
+}
+
+temp_dir::~temp_dir() {
+  const char* keep = std::getenv("BRD_KEEP_TEST_DIRS");
+  if (keep != nullptr && *keep != '\0' && std::string{keep} != "0") {
+    std::fprintf(stderr, "harness: kept %s\n", path_.c_str());
+    return;
+  }
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string temp_dir::file(const std::string& relative) const {
+  return (fs::path{path_} / relative).string();
+}
+
+std::string temp_dir::write(const std::string& relative, const std::string& text) const {
+  auto path = file(relative);
+  fs::create_directories(fs::path{path}.parent_path());
+  std::ofstream out{path, std::ios::binary | std::ios::trunc};
+  out << text;
+  REQUIRE_MESSAGE(out.good(), "cannot write " << path);
+  return path;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// -- fleet configs -------------------------------------------------------------
+
+std::vector<node_spec> make_specs(
+  const std::vector<std::pair<std::string, std::string>>& names_and_tiers) {
+  std::vector<node_spec> out;
+  for (const auto& [name, tier] : names_and_tiers)
+    out.push_back({name, tier, {"test"}, free_port(), free_port()});
+  return out;
+}
+
+std::vector<node_spec> make_specs(size_t n) {
+  std::vector<std::pair<std::string, std::string>> names;
+  for (size_t i = 0; i < n; ++i)
+    names.emplace_back(std::string(1, static_cast<char>('a' + i)), "pi");
+  return make_specs(names);
+}
+
+std::string fleet_toml(const std::string& cluster, const std::vector<node_spec>& specs,
+                       const std::string& extra_cluster_lines,
+                       const std::string& tls_section) {
+  std::ostringstream out;
+  out << "[cluster]\nname = \"" << cluster << "\"\n" << extra_cluster_lines;
+  if (!extra_cluster_lines.empty() && extra_cluster_lines.back() != '\n')
+    out << '\n';
+  out << '\n' << tls_section << (tls_section.empty() ? "" : "\n");
+  for (const auto& s : specs) {
+    out << "[[node]]\nname = \"" << s.name << "\"\ntier = \"" << s.tier << "\"\nroles = [";
+    for (size_t i = 0; i < s.roles.size(); ++i)
+      out << (i > 0 ? ", " : "") << '"' << s.roles[i] << '"';
+    out << "]\nhost = \"127.0.0.1\"\nport = " << s.port << "\nhttp_port = " << s.http_port
+        << "\n\n";
+  }
+  return out.str();
+}
+
+// -- processes -----------------------------------------------------------------
+
+node_process::node_process(std::string log_path) : log_path_(std::move(log_path)) {}
+
+node_process::~node_process() {
+  if (pid_ > 0 && !exit_code_) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+}
+
+void node_process::start(const std::string& bin, const std::string& config,
+                         const std::string& name, const std::string& data_dir,
+                         const std::vector<std::string>& extra_args,
+                         const std::vector<std::string>& env) {
+  REQUIRE_MESSAGE((pid_ <= 0 || exit_code_), "node " << name << " is still running");
+  std::vector<std::string> argv{bin, "--config", config, "--name", name, "--data-dir", data_dir};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  REQUIRE_MESSAGE(fd >= 0, "cannot open " << log_path_ << ": " << std::strerror(errno));
+  exit_code_.reset();
+  pid_ = spawn(std::move(argv), env, fd);
+  ::close(fd);
+  REQUIRE_MESSAGE(pid_ > 0, "fork: " << std::strerror(errno));
+}
+
+steady::time_point node_process::kill9() {
+  auto at = steady::now();
+  if (pid_ > 0 && !exit_code_) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    exit_code_ = decode_status(status);
+  }
+  return at;
+}
+
+void node_process::term() {
+  if (pid_ > 0 && !exit_code_)
+    ::kill(pid_, SIGTERM);
+}
+
+std::optional<int> node_process::wait_exit(millis timeout) {
+  auto deadline = steady::now() + timeout;
+  while (pid_ > 0 && !exit_code_) {
+    exit_code_ = try_reap(pid_);
+    if (exit_code_ || steady::now() >= deadline)
+      break;
+    std::this_thread::sleep_for(5ms);
+  }
+  return exit_code_;
+}
+
+bool node_process::running() {
+  if (pid_ <= 0 || exit_code_)
+    return false;
+  exit_code_ = try_reap(pid_);
+  return !exit_code_;
+}
+
+std::string node_process::log_text() const {
+  return read_file(log_path_);
+}
+
+run_result run_program(const std::vector<std::string>& argv, millis timeout,
+                       const std::vector<std::string>& env) {
+  char out_path[] = "/tmp/brd-run-XXXXXX";
+  int fd = ::mkstemp(out_path);
+  REQUIRE_MESSAGE(fd >= 0, "mkstemp: " << std::strerror(errno));
+  pid_t pid = spawn(argv, env, fd);
+  ::close(fd);
+  REQUIRE_MESSAGE(pid > 0, "fork: " << std::strerror(errno));
+  run_result result;
+  auto deadline = steady::now() + timeout;
+  std::optional<int> code;
+  while (!(code = try_reap(pid)) && steady::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  if (!code) {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  result.exit_code = code.value_or(-1);
+  result.output = read_file(out_path);
+  ::unlink(out_path);
+  return result;
+}
+
+run_result run_brnode(const std::vector<std::string>& args, millis timeout,
+                      const std::vector<std::string>& env) {
+  std::vector<std::string> argv{brnode_bin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, timeout, env);
+}
+
+// -- HTTP ----------------------------------------------------------------------
+
+http_reply http_get_text(uint16_t port, const std::string& path) {
+  httplib::Client client{"127.0.0.1", port};
+  client.set_connection_timeout(0, 300'000);
+  client.set_read_timeout(2, 0);
+  client.set_write_timeout(1, 0);
+  auto res = client.Get(path);
+  if (!res)
+    return {};
+  return {res->status, res->body, res->get_header_value("Content-Type")};
+}
+
+json_reply http_get_json(uint16_t port, const std::string& path) {
+  auto reply = http_get_text(port, path);
+  return {reply.status, nlohmann::json::parse(reply.body, nullptr, false, false)};
+}
+
+std::optional<nlohmann::json> member_row(uint16_t http_port, const std::string& node) {
+  auto reply = http_get_json(http_port, "/api/members");
+  if (reply.status != 200 || !reply.body.is_array())
+    return std::nullopt;
+  for (const auto& row : reply.body)
+    if (row.is_object() && row.value("node", "") == node)
+      return row;
+  return std::nullopt;
+}
+
+std::string member_state(uint16_t http_port, const std::string& node) {
+  auto row = member_row(http_port, node);
+  return row ? row->value("state", "") : "";
+}
+
+// -- waiting and timing ---------------------------------------------------------
+
+bool wait_until(const std::function<bool()>& pred, millis timeout, millis poll) {
+  auto deadline = steady::now() + timeout;
+  for (;;) {
+    if (pred())
+      return true;
+    if (steady::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+std::map<std::string, long> ms_until_state(const std::vector<watcher>& watchers,
+                                           const std::string& node, const std::string& state,
+                                           steady::time_point since, millis timeout,
+                                           millis poll) {
+  std::map<std::string, long> seen;
+  auto deadline = since + timeout;
+  for (;;) {
+    for (const auto& [name, port] : watchers)
+      if (seen.count(name) == 0 && member_state(port, node) == state)
+        seen[name] = ms_since(since); // when the answer arrived: an upper bound
+    if (seen.size() == watchers.size() || steady::now() >= deadline)
+      return seen;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+bool ever_in_state(const std::vector<watcher>& watchers, const std::string& node,
+                   const std::string& state, millis duration) {
+  auto deadline = steady::now() + duration;
+  while (steady::now() < deadline) {
+    for (const auto& w : watchers)
+      if (member_state(w.second, node) == state)
+        return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+std::string describe_times(const std::map<std::string, long>& times, long* max_ms) {
+  std::string text;
+  long most = -1;
+  for (const auto& [name, ms] : times) {
+    text += (text.empty() ? "" : ", ") + name + "=" + std::to_string(ms) + " ms";
+    most = std::max(most, ms);
+  }
+  if (max_ms != nullptr)
+    *max_ms = most;
+  return text.empty() ? "(none)" : text;
+}
+
+// -- Prometheus text ----------------------------------------------------------
+
+namespace {
+
+// Parses `{a="x",b="y"}` starting at line[pos] == '{'; returns the index
+// after '}', or npos when malformed.
+size_t parse_labels(const std::string& line, size_t pos,
+                    std::map<std::string, std::string>& labels) {
+  ++pos;
+  while (pos < line.size() && line[pos] != '}') {
+    auto eq = line.find('=', pos);
+    if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"')
+      return std::string::npos;
+    auto key = line.substr(pos, eq - pos);
+    std::string value;
+    size_t i = eq + 2;
+    for (; i < line.size() && line[i] != '"'; ++i) {
+      if (line[i] == '\\' && i + 1 < line.size())
+        ++i;
+      value += line[i];
+    }
+    labels[key] = value;
+    pos = i + 1;
+    if (pos < line.size() && line[pos] == ',')
+      ++pos;
+  }
+  return pos < line.size() ? pos + 1 : std::string::npos;
+}
+
+} // namespace
+
+std::vector<metric_sample> parse_metrics(const std::string& text) {
+  std::vector<metric_sample> out;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#')
+      continue;
+    metric_sample s;
+    auto end = line.find_first_of("{ ");
+    if (end == std::string::npos)
+      continue;
+    s.name = line.substr(0, end);
+    if (line[end] == '{' && (end = parse_labels(line, end, s.labels)) == std::string::npos)
+      continue;
+    s.value = std::strtod(line.c_str() + end, nullptr);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<metric_sample> find_metrics(const std::vector<metric_sample>& all,
+                                        const std::string& name,
+                                        const std::map<std::string, std::string>& labels) {
+  std::vector<metric_sample> out;
+  for (const auto& s : all) {
+    bool match = s.name == name;
+    for (const auto& [k, v] : labels)
+      match = match && s.labels.count(k) > 0 && s.labels.at(k) == v;
+    if (match)
+      out.push_back(s);
+  }
+  return out;
+}
+
+// -- a whole fleet -------------------------------------------------------------
+
+fleet::fleet(std::string cluster, std::vector<node_spec> specs,
+             std::string extra_cluster_lines, std::string tls_section)
+  : cluster_(std::move(cluster)), specs_(std::move(specs)) {
+  config_path_ = dir_.write("fleet.toml",
+                            fleet_toml(cluster_, specs_, extra_cluster_lines, tls_section));
+}
+
+const node_spec& fleet::spec(const std::string& name) const {
+  auto i = std::find_if(specs_.begin(), specs_.end(),
+                        [&](const node_spec& s) { return s.name == name; });
+  REQUIRE_MESSAGE(i != specs_.end(), "no node " << name << " in the test fleet");
+  return *i;
+}
+
+std::string fleet::data_dir(const std::string& name) const {
+  return dir_.file("data/" + name);
+}
+
+node_process& fleet::start(const std::string& name, const std::string& config,
+                           const std::vector<std::string>& extra_args) {
+  auto& slot = processes_[name];
+  if (!slot)
+    slot = std::make_unique<node_process>(dir_.file(name + ".log"));
+  slot->start(brnode_bin(), config.empty() ? config_path_ : config, name, data_dir(name),
+              extra_args);
+  return *slot;
+}
+
+void fleet::start_all() {
+  for (const auto& s : specs_)
+    start(s.name);
+}
+
+node_process& fleet::process(const std::string& name) {
+  auto i = processes_.find(name);
+  REQUIRE_MESSAGE(i != processes_.end(), "node " << name << " was never started");
+  return *i->second;
+}
+
+std::vector<watcher> fleet::watchers_except(const std::string& name) {
+  std::vector<watcher> out;
+  for (auto& [n, p] : processes_)
+    if (n != name && p->running())
+      out.emplace_back(n, spec(n).http_port);
+  return out;
+}
+
+bool fleet::wait_all_alive(millis timeout) {
+  return wait_until(
+    [&] {
+      for (auto& [n, p] : processes_) {
+        if (!p->running())
+          continue;
+        if (http_get_text(spec(n).http_port, "/readyz").status != 200)
+          return false;
+        for (auto& [m, q] : processes_)
+          if (m != n && q->running() && member_state(spec(n).http_port, m) != "alive")
+            return false;
+      }
+      return true;
+    },
+    timeout, 50ms);
+}
+
+std::string fleet::logs(size_t n) const {
+  std::string out;
+  for (const auto& [name, p] : processes_)
+    out += "\n== " + name + " (" + p->log_path() + ") ==\n" + last_lines(p->log_text(), n);
+  return out;
+}
+
+} // namespace brd::test
