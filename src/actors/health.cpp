@@ -27,6 +27,7 @@ struct health_state {
   std::map<node_name, health_actor> peers;     // live handles, by node
   std::map<caf::actor_addr, node_name> owners; // handle -> node
   std::vector<caf::actor> subscribers;
+  std::map<std::string, caf::actor> services; // local actors by service name
   std::set<node_name> first_round;             // peers not yet tried once
   node_sample sample;
   uint64_t seq = 0;
@@ -185,6 +186,27 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
     },
     [=](leave_atom, const std::string& node, uint64_t incarnation) {
       publish(self, self->state.table->on_leave(node, incarnation, clock::now()));
+    },
+    [=](get_atom, const std::string& service) -> caf::actor {
+      auto& services = self->state.services;
+      auto i = services.find(service);
+      return i == services.end() ? caf::actor{} : i->second;
+    },
+    [=](put_atom, const std::string& service, caf::actor& handle) {
+      self->state.services[service] = std::move(handle);
+    },
+    [=](get_atom, const std::string& node,
+        const std::string& service) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      if (node == st.opts.self) {
+        auto i = st.services.find(service);
+        return i == st.services.end() ? caf::actor{} : i->second;
+      }
+      auto i = st.peers.find(node);
+      if (i == st.peers.end())
+        return make_error(brd_errc::unknown_node,
+                          "node '" + node + "' is not connected");
+      return self->delegate(i->second, get_atom::value, service);
     },
     [=](get_atom, members_atom) {
       auto& st = self->state;

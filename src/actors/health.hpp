@@ -37,7 +37,16 @@ using health_actor = caf::typed_actor<
   caf::replies_to<heartbeat_atom, heartbeat>::with<int64_t>,
   // A peer stops gracefully (node, incarnation).
   caf::reacts_to<leave_atom, std::string, uint64_t>,
+  // The actor this node registered under a service name ("state", ...);
+  // an invalid handle when there is none. Peers and brsh use it as the
+  // node's directory.
+  caf::replies_to<get_atom, std::string>::with<caf::actor>,
   // -- local ------------------------------------------------------------------
+  // Register a local actor under a service name.
+  caf::reacts_to<put_atom, std::string, caf::actor>,
+  // The service of another node (or this one), looked up through that node's
+  // health actor; sec::no_such_key style error when the node is not connected.
+  caf::replies_to<get_atom, std::string, std::string>::with<caf::actor>,
   // The membership table, one row per configured node, self included.
   caf::replies_to<get_atom, members_atom>::with<std::vector<member_view>>,
   // Subscribe an actor to member_event messages (until it terminates).

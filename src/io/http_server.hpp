@@ -78,7 +78,7 @@ public:
   uint16_t port() const;
 
   // Counts every answered request in brnode_http_requests_total{code="..."}.
-  // The registry must outlive the server, or be detached with nullptr first.
+  // The registry must outlive the server (nullptr stops counting).
   void set_metrics(metrics_registry* registry);
 
   // Closes the listening socket and waits for in-flight requests. Idempotent.
@@ -90,8 +90,9 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-// Blocking client calls. A failure to connect is brd_errc::io_failure
-// "cannot reach HOST:PORT: <reason>"; running out of `timeout` is
+// Blocking client calls, one connection each. A failure to connect is
+// brd_errc::io_failure "cannot reach HOST:PORT: <reason>"; running out of
+// `timeout` (applied to connecting, sending and each read) is
 // brd_errc::timeout. Any HTTP status is a successful call. Response header
 // names are lower case.
 caf::expected<http_response> http_get(const std::string& host, uint16_t port,

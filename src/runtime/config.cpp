@@ -20,16 +20,14 @@
 
 #include <toml++/toml.h>
 
+#include "runtime/toml_reader.hpp"
+
 #include "runtime/errors.hpp"
 
 namespace brd {
 namespace {
 
-// A key a table accepts, with the example that fixes show.
-struct key_spec {
-  std::string_view key;
-  std::string_view example;
-};
+using namespace toml_reader;
 
 constexpr key_spec root_keys[] = {
   {"cluster", "[cluster]"}, {"tls", "[tls]"}, {"node", "[[node]]"}};
@@ -46,189 +44,13 @@ constexpr key_spec node_keys[] = {
   {"name", "\"lucidia\""}, {"tier", "\"pi\""},  {"roles", "[\"ops\"]"},
   {"host", "\"192.168.4.38\""}, {"port", "4801"}, {"http_port", "8801"}};
 
-template <class... Ts>
-std::string cat(const Ts&... xs) {
-  std::ostringstream out;
-  (out << ... << xs);
-  return out.str();
-}
-
-// Collects problems; one line each, in the documented format.
-class report {
-public:
-  explicit report(std::string file) : file_(std::move(file)) {}
-
-  void add(uint32_t line, std::string_view key, std::string_view what, std::string_view fix) {
-    entries_.emplace_back(line, cat(file_, ':', std::max(line, 1u), ": ", key, ": ", what,
-                                    "; fix: ", fix));
-  }
-  size_t size() const { return entries_.size(); }
-
-  caf::error error() {
-    std::stable_sort(entries_.begin(), entries_.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::string text;
-    for (const auto& [line, entry] : entries_)
-      text += (text.empty() ? "" : "\n") + entry;
-    return make_error(brd_errc::bad_config, std::move(text));
-  }
-
-private:
-  std::string file_;
-  std::vector<std::pair<uint32_t, std::string>> entries_;
-};
-
-// One TOML table being read: its path for messages and the keys it accepts.
-struct scope {
-  const toml::table& table;
-  std::string path;   // "cluster", "node[2]"; empty for the root
-  std::span<const key_spec> keys;
-  std::string where;  // how a fix names the table: "[cluster]", "this [[node]]"
-
-  std::string key_path(std::string_view key) const {
-    return path.empty() ? std::string{key} : cat(path, '.', key);
-  }
-  std::string_view example(std::string_view key) const {
-    for (const auto& k : keys)
-      if (k.key == key)
-        return k.example;
-    return "...";
-  }
-  uint32_t line(std::string_view key) const {
-    const auto* n = table.get(key);
-    return (n ? n : &table)->source().begin.line;
-  }
-  std::string write_like(std::string_view key) const {
-    return cat("write it like ", key, " = ", example(key));
-  }
-};
-
-std::string_view type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a floating-point number";
-    case toml::node_type::boolean: return "a boolean";
-    case toml::node_type::date: return "a date";
-    case toml::node_type::time: return "a time";
-    case toml::node_type::date_time: return "a date-time";
-    default: return "nothing";
-  }
-}
-
-// Optimal string alignment distance: edits plus swaps of neighbours.
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-  for (size_t i = 0; i <= a.size(); ++i)
-    d[i][0] = i;
-  for (size_t j = 0; j <= b.size(); ++j)
-    d[0][j] = j;
-  for (size_t i = 1; i <= a.size(); ++i)
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-    }
-  return d[a.size()][b.size()];
-}
-
-bool knows(std::span<const key_spec> keys, std::string_view key) {
-  return std::any_of(keys.begin(), keys.end(), [&](const auto& k) { return k.key == key; });
-}
-
-std::string unknown_key_fix(const scope& s, std::string_view key) {
+// Keys that belong to another table get a "move it" fix.
+std::optional<std::string> misplaced_key(const scope& s, std::string_view key) {
   if (s.path.empty() && knows(cluster_keys, key))
     return cat("move it under [cluster]");
   if (s.path.empty() && knows(node_keys, key))
     return cat("move it into a [[node]] section");
-  const key_spec* best = nullptr;
-  size_t best_distance = 3;
-  for (const auto& k : s.keys)
-    if (auto d = edit_distance(key, k.key); d < best_distance && d < key.size())
-      best = &k, best_distance = d;
-  if (best)
-    return cat("did you mean '", best->key, "'?");
-  std::string known;
-  for (const auto& k : s.keys)
-    known += (known.empty() ? "" : ", ") + std::string{k.key};
-  return cat("remove it, or use one of ", known);
-}
-
-void check_keys(report& out, const scope& s) {
-  for (auto&& [key, value] : s.table)
-    if (!knows(s.keys, key.str()))
-      out.add(key.source().begin.line, s.key_path(key.str()), "unknown key",
-              unknown_key_fix(s, key.str()));
-}
-
-const toml::node* lookup(report& out, const scope& s, std::string_view key, bool required) {
-  const auto* n = s.table.get(key);
-  if (!n && required)
-    out.add(s.table.source().begin.line, s.key_path(key), "missing required key",
-            cat("add ", key, " = ", s.example(key), " to ", s.where));
-  return n;
-}
-
-void wrong_type(report& out, const scope& s, std::string_view key, const toml::node& n,
-                std::string_view expected) {
-  out.add(n.source().begin.line, s.key_path(key),
-          cat("expected ", expected, ", found ", type_name(n.type())), s.write_like(key));
-}
-
-// The value of `key` if it has type T (std::string or int64_t).
-template <class T>
-std::optional<T> get(report& out, const scope& s, std::string_view key, bool required) {
-  const auto* n = lookup(out, s, key, required);
-  if (n && n->is<T>())
-    return n->as<T>()->get();
-  if (n)
-    wrong_type(out, s, key, *n, std::is_same_v<T, std::string> ? "a string" : "an integer");
   return std::nullopt;
-}
-
-// An optional integer tuning value; `min` is 0 or 1.
-std::optional<int64_t> get_at_least(report& out, const scope& s, std::string_view key,
-                                    int64_t min) {
-  auto v = get<int64_t>(out, s, key, false);
-  if (!v || *v >= min)
-    return v;
-  out.add(s.line(key), s.key_path(key),
-          cat(key, " is ", *v, ", but must be ", min > 0 ? "greater than 0" : "0 or more"),
-          s.write_like(key));
-  return std::nullopt;
-}
-
-void get_duration(report& out, const scope& s, std::string_view key,
-                  std::chrono::milliseconds& into, int64_t min = 1) {
-  if (auto v = get_at_least(out, s, key, min))
-    into = std::chrono::milliseconds{*v};
-}
-
-void get_phi(report& out, const scope& s, std::string_view key, double& into) {
-  const auto* n = lookup(out, s, key, false);
-  if (!n)
-    return;
-  if (!n->is_number()) {
-    wrong_type(out, s, key, *n, "a number");
-    return;
-  }
-  double v = n->value<double>().value_or(0.0);
-  if (!std::isfinite(v) || v <= 0)
-    out.add(s.line(key), s.key_path(key), cat(key, " is ", v, ", but must be greater than 0"),
-            s.write_like(key));
-  else
-    into = v;
-}
-
-// A problem between two keys, reported at the one the file sets (the first
-// when it sets both).
-void add_pair_problem(report& out, const scope& s, std::string_view first,
-                      std::string_view second, std::string_view what, std::string_view fix) {
-  auto key = s.table.contains(first) ? first : second;
-  out.add(s.line(key), s.key_path(key), what, fix);
 }
 
 void read_detector(report& out, const scope& s, detector_config& d) {
@@ -248,8 +70,8 @@ void read_detector(report& out, const scope& s, detector_config& d) {
                          ") is above backoff_max_ms (", d.backoff_max.count(), ")"),
                      "make backoff_min_ms at most backoff_max_ms");
   before = out.size();
-  get_phi(out, s, "phi_suspect", d.phi_suspect);
-  get_phi(out, s, "phi_threshold", d.phi_threshold);
+  get_positive(out, s, "phi_suspect", d.phi_suspect);
+  get_positive(out, s, "phi_threshold", d.phi_threshold);
   if (out.size() == before && d.phi_suspect >= d.phi_threshold)
     add_pair_problem(out, s, "phi_suspect", "phi_threshold",
                      cat("phi_suspect (", d.phi_suspect, ") is not below phi_threshold (",
@@ -290,7 +112,7 @@ void read_cluster(report& out, const scope& root, fleet_config& fleet) {
     return;
   }
   scope s{*table, "cluster", cluster_keys, "[cluster]"};
-  check_keys(out, s);
+  check_keys(out, s, misplaced_key);
   if (auto name = get_name(out, s))
     fleet.cluster = *name;
   read_detector(out, s, fleet.detector);
@@ -313,7 +135,7 @@ void read_tls(report& out, const scope& root, tls_config& tls) {
   if (!table)
     return;
   scope s{*table, "tls", tls_keys, "[tls]"};
-  check_keys(out, s);
+  check_keys(out, s, misplaced_key);
   std::string* fields[] = {&tls.ca, &tls.cert, &tls.key};
   std::vector<std::string_view> given, missing;
   for (size_t i = 0; i < 3; ++i) {
@@ -390,7 +212,7 @@ struct node_entry {
 std::optional<node_entry> read_node(report& out, const toml::table& table, size_t index) {
   scope s{table, cat("node[", index, ']'), node_keys, "this [[node]]"};
   auto before = out.size();
-  check_keys(out, s);
+  check_keys(out, s, misplaced_key);
   auto name = get_name(out, s);
   auto t = get_tier(out, s);
   auto roles = get_roles(out, s);
@@ -501,7 +323,7 @@ caf::expected<fleet_config> parse_fleet_config(const std::string& text,
 #endif
   report out{origin};
   scope top{root, "", root_keys, "the file"};
-  check_keys(out, top);
+  check_keys(out, top, misplaced_key);
   fleet_config fleet;
   fleet.file = origin;
   read_cluster(out, top, fleet);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ namespace brd {
 
 // -- atoms (at most 10 characters) --------------------------------------------
 using caf::get_atom;
+using caf::put_atom;
+using caf::delete_atom;
 using hello_atom = caf::atom_constant<caf::atom("hello")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
@@ -125,6 +128,55 @@ typename Inspector::result_type inspect(Inspector& f, member_view& x) {
   return f(caf::meta::type_name("member_view"), x.node, x.state, x.phi,
            x.last_heartbeat_age_ms, x.has_sample, x.sample, x.sample_age_ms,
            x.address, x.version, x.incarnation, x.self);
+}
+
+// -- replicated state ---------------------------------------------------------
+
+// One replicated write (and, as stored, one row): (table, key, value or
+// tombstone) stamped with its hybrid logical clock time, its origin node and
+// that origin's log sequence number. `value` is a msgpack record: a map with
+// an integer "v" schema version (see io/state_store.hpp).
+struct state_entry {
+  std::string table;
+  std::string key;
+  std::string value;
+  bool tombstone = false;
+  uint64_t hlc = 0;
+  std::string origin;
+  uint64_t seq = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_entry& x) {
+  return f(caf::meta::type_name("state_entry"), x.table, x.key, x.value,
+           x.tombstone, x.hlc, x.origin, x.seq);
+}
+
+using state_row = state_entry;
+
+// A batch of log entries pushed from one node to a peer. `from` is the
+// sender (entries may have other origins: nodes relay).
+struct repl_batch {
+  std::string from;
+  std::vector<state_entry> entries;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, repl_batch& x) {
+  return f(caf::meta::type_name("repl_batch"), x.from, x.entries);
+}
+
+// Every row of every table plus the version vector they reflect, sent to a
+// peer that is behind the truncated log.
+struct state_snapshot {
+  std::string from;
+  std::map<std::string, uint64_t> vv;
+  std::vector<state_entry> rows;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, state_snapshot& x) {
+  return f(caf::meta::type_name("state_snapshot"), x.from, x.vv, x.rows);
 }
 
 } // namespace brd

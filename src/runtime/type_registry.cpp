@@ -16,6 +16,12 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<member_event>("brd::member_event");
   cfg.add_message_type<member_view>("brd::member_view");
   cfg.add_message_type<std::vector<member_view>>("std::vector<brd::member_view>");
+  cfg.add_message_type<state_entry>("brd::state_entry");
+  cfg.add_message_type<std::vector<state_entry>>("std::vector<brd::state_entry>");
+  cfg.add_message_type<repl_batch>("brd::repl_batch");
+  cfg.add_message_type<state_snapshot>("brd::state_snapshot");
+  cfg.add_message_type<std::map<std::string, uint64_t>>("brd::version_vector");
+  cfg.add_message_type<std::map<std::string, std::string>>("brd::digests");
 }
 
 std::string system_config::app_identifier(const std::string& cluster) {

@@ -1,0 +1,123 @@
+// The replicated fleet state as stored on one node: tables (RocksDB column
+// families) of versioned rows, a per-origin replication log and a version
+// vector, all in one io::store. Pure storage and merge logic; the state
+// actor (actors/state.hpp) drives replication over the network.
+//
+// Merge rule: for each (table, key) the row with the highest (hlc, origin)
+// wins, the same on every node. A delete is a row with tombstone = true.
+// Log: every write that originated at node O gets the next seq of O
+// (1, 2, 3, ... without gaps) and is kept in the `log` column family until
+// every known peer has it, so it can be relayed to peers that lack it.
+// Version vector: for each origin, the highest seq applied here; entries
+// are applied strictly in seq order per origin.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "runtime/hlc.hpp"
+#include "runtime/messages.hpp"
+
+namespace brd::io {
+
+class store;
+
+// The replicated tables. Internal column families: `log`, `vv`, `meta`.
+const std::vector<std::string>& replicated_tables();
+// Every column family a node's store needs (tables + internal ones).
+std::vector<std::string> state_column_families();
+
+using version_vector = std::map<std::string, uint64_t>; // origin -> seq
+
+// A write requested by a local client, before it has a timestamp.
+struct local_write {
+  std::string table;
+  std::string key;
+  std::optional<std::string> value; // nullopt: delete
+};
+
+class state_store {
+public:
+  // `self` is this node's name, `known_origins` every node in the config:
+  // entries from any other origin are refused.
+  static caf::expected<std::unique_ptr<state_store>>
+  open(store& db, std::string self, std::vector<std::string> known_origins);
+
+  ~state_store();
+  state_store(const state_store&) = delete;
+  state_store& operator=(const state_store&) = delete;
+
+  // Stamps the writes with HLC times and consecutive seqs of `self`, and
+  // commits them, their log entries and the version vector in ONE synced
+  // RocksDB write batch (group commit). On return the writes are durable.
+  caf::expected<std::vector<state_entry>> commit(const std::vector<local_write>& writes);
+
+  // Applies entries from peers (any origin, relayed or not) in one batch
+  // (WAL not synced: the origin holds them durably). Idempotent: entries at
+  // or below the version vector are skipped. Refused with a reason, and
+  // nothing of that origin applied past the problem: unknown origin, a gap
+  // in seq, an unknown table, a value whose envelope cannot be decoded.
+  // Returns the entries that were newly applied (for subscribers/relay).
+  struct apply_result {
+    std::vector<state_entry> applied;
+    std::vector<std::string> refused; // one sentence per refused entry/origin
+  };
+  caf::expected<apply_result> apply(const std::vector<state_entry>& entries);
+
+  // Log entries of `origin` with seq > after, at most `limit`. If the log no
+  // longer holds seq after+1 (truncated), returns an error of kind
+  // brd_errc::store_failure "truncated" and the caller sends a snapshot.
+  caf::expected<std::vector<state_entry>>
+  log_since(const std::string& origin, uint64_t after, size_t limit) const;
+
+  // What `peer_vv` lacks, across all origins, up to `limit` entries; sets
+  // `needs_snapshot` when some origin's log was truncated past peer_vv.
+  struct delta {
+    std::vector<state_entry> entries;
+    bool needs_snapshot = false;
+  };
+  caf::expected<delta> missing_for(const version_vector& peer_vv, size_t limit) const;
+
+  // All rows of all tables (tombstones included), with the version vector
+  // they reflect; applying a snapshot merges rows by the rule and raises
+  // the version vector to at least the snapshot's.
+  caf::expected<state_snapshot> snapshot() const;
+  caf::expected<std::vector<state_entry>> apply_snapshot(const state_snapshot& snap);
+
+  // Drops log entries every peer in `peer_vvs` has, and tombstones whose
+  // (origin, seq) every peer has. Returns how many log entries went.
+  caf::expected<size_t> truncate(const std::vector<version_vector>& peer_vvs);
+
+  // Reads (local only). Tombstoned rows are absent from get/scan.
+  caf::expected<std::optional<state_row>> get(const std::string& table,
+                                              const std::string& key) const;
+  caf::expected<std::vector<state_row>> scan(const std::string& table,
+                                             const std::string& prefix,
+                                             size_t limit) const;
+
+  const version_vector& vv() const { return vv_; }
+  hlc_clock& clock() { return clock_; }
+
+  // One hex hash per table over its live rows (key, value, hlc, origin) in
+  // key order: equal digests mean converged tables.
+  caf::expected<std::map<std::string, std::string>> digest() const;
+
+private:
+  state_store(store& db, std::string self, std::vector<std::string> origins);
+  caf::error load();
+
+  store& db_;
+  std::string self_;
+  std::vector<std::string> origins_;
+  version_vector vv_;
+  uint64_t next_seq_ = 1;
+  hlc_clock clock_;
+};
+
+} // namespace brd::io
