@@ -20,6 +20,7 @@
 
 #include <toml++/toml.h>
 
+#include "runtime/deploy_config_reader.hpp"
 #include "runtime/toml_reader.hpp"
 
 #include "runtime/errors.hpp"
@@ -30,7 +31,9 @@ namespace {
 using namespace toml_reader;
 
 constexpr key_spec root_keys[] = {
-  {"cluster", "[cluster]"}, {"tls", "[tls]"}, {"node", "[[node]]"}};
+  {"cluster", "[cluster]"}, {"tls", "[tls]"},       {"node", "[[node]]"},
+  {"github", "[github]"},   {"alerts", "[alerts]"}, {"deploy", "[deploy]"},
+  {"repo", "[[repo]]"}};
 constexpr key_spec cluster_keys[] = {
   {"name", "\"blackroad\""},       {"heartbeat_interval_ms", "200"},
   {"sample_interval_ms", "1000"},  {"phi_suspect", "3.0"},
@@ -94,17 +97,8 @@ std::optional<std::string> get_name(report& out, const scope& s) {
   return std::nullopt;
 }
 
-// Finds a sub-table of the root; reports it when it has the wrong type.
-const toml::table* section(report& out, const scope& root, std::string_view key) {
-  const auto* n = root.table.get(key);
-  if (n && !n->is_table())
-    out.add(n->source().begin.line, key, cat("expected a table, found ", type_name(n->type())),
-            cat("write it as a [", key, "] section"));
-  return n ? n->as_table() : nullptr;
-}
-
 void read_cluster(report& out, const scope& root, fleet_config& fleet) {
-  const auto* table = section(out, root, "cluster");
+  const auto* table = sub_table(out, root, "cluster");
   if (!table) {
     if (!root.table.contains("cluster"))
       out.add(root.table.source().begin.line, "cluster", "missing section [cluster]",
@@ -131,7 +125,7 @@ void check_placeholders(report& out, const scope& s, std::string_view key,
 }
 
 void read_tls(report& out, const scope& root, tls_config& tls) {
-  const auto* table = section(out, root, "tls");
+  const auto* table = sub_table(out, root, "tls");
   if (!table)
     return;
   scope s{*table, "tls", tls_keys, "[tls]"};
@@ -170,26 +164,7 @@ std::optional<tier> get_tier(report& out, const scope& s) {
 }
 
 std::optional<std::vector<std::string>> get_roles(report& out, const scope& s) {
-  const auto* n = lookup(out, s, "roles", false);
-  if (!n)
-    return std::vector<std::string>{};
-  if (!n->is_array()) {
-    wrong_type(out, s, "roles", *n, "an array of strings");
-    return std::nullopt;
-  }
-  std::vector<std::string> roles;
-  const auto& items = *n->as_array();
-  for (size_t i = 0; i < items.size(); ++i) {
-    const auto* role = items.get(i)->as_string();
-    if (role && !role->get().empty())
-      roles.push_back(role->get());
-    else
-      out.add(items.get(i)->source().begin.line, cat(s.key_path("roles"), '[', i, ']'),
-              role ? "the role is empty" : cat("expected a string, found ",
-                                               type_name(items.get(i)->type())),
-              s.write_like("roles"));
-  }
-  return roles.size() == items.size() ? std::optional{std::move(roles)} : std::nullopt;
+  return get_strings(out, s, "roles", false);
 }
 
 std::optional<uint16_t> get_port(report& out, const scope& s, std::string_view key) {
@@ -330,6 +305,7 @@ caf::expected<fleet_config> parse_fleet_config(const std::string& text,
   read_tls(out, top, fleet.tls);
   auto nodes = read_nodes(out, top);
   check_duplicates(out, nodes);
+  read_deploy_config(out, top, fleet.deploy);
   if (out.size() > 0)
     return out.error();
   for (auto& e : nodes)

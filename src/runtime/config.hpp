@@ -12,6 +12,8 @@
 
 #include <caf/expected.hpp>
 
+#include "runtime/deploy_config.hpp"
+
 namespace brd {
 
 using node_name = std::string;
@@ -60,6 +62,7 @@ struct fleet_config {
   detector_config detector;
   tls_config tls;
   std::vector<node_config> nodes;
+  deploy_config deploy;      // [github], [alerts], [deploy], [[repo]]
 
   const node_config* find(const node_name& name) const;
 };

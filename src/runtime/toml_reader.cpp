@@ -161,4 +161,39 @@ void add_pair_problem(report& out, const scope& s, std::string_view first,
   out.add(s.line(key), s.key_path(key), what, fix);
 }
 
+std::optional<std::vector<std::string>>
+get_strings(report& out, const scope& s, std::string_view key, bool required) {
+  const auto* n = lookup(out, s, key, required);
+  if (!n)
+    return required ? std::nullopt : std::optional{std::vector<std::string>{}};
+  if (!n->is_array()) {
+    wrong_type(out, s, key, *n, "an array of strings");
+    return std::nullopt;
+  }
+  std::vector<std::string> result;
+  const auto& items = *n->as_array();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto* item = items.get(i)->as_string();
+    if (item && !item->get().empty())
+      result.push_back(item->get());
+    else
+      out.add(items.get(i)->source().begin.line, cat(s.key_path(key), '[', i, ']'),
+              item ? "the entry is empty"
+                   : cat("expected a string, found ", type_name(items.get(i)->type())),
+              s.write_like(key));
+  }
+  if (result.size() != items.size())
+    return std::nullopt;
+  return result;
+}
+
+const toml::table* sub_table(report& out, const scope& parent, std::string_view key) {
+  const auto* n = parent.table.get(key);
+  if (n && !n->is_table())
+    out.add(n->source().begin.line, parent.key_path(key),
+            cat("expected a table, found ", type_name(n->type())),
+            cat("write it as a [", parent.key_path(key), "] section"));
+  return n ? n->as_table() : nullptr;
+}
+
 } // namespace brd::toml_reader

@@ -95,6 +95,13 @@ std::optional<T> get(report& out, const scope& s, std::string_view key, bool req
   return std::nullopt;
 }
 
+// A list of non-empty strings; an absent optional key is an empty list.
+std::optional<std::vector<std::string>>
+get_strings(report& out, const scope& s, std::string_view key, bool required);
+
+// A sub-table of `parent`; reports it when it has the wrong type.
+const toml::table* sub_table(report& out, const scope& parent, std::string_view key);
+
 // An optional integer value of at least `min` (0 or 1).
 std::optional<int64_t> get_at_least(report& out, const scope& s,
                                     std::string_view key, int64_t min);
