@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
@@ -36,6 +37,7 @@ struct connector_state {
   health_actor health;
   caf::io::middleman_actor mm;
   std::map<node_name, peer_link> peers;
+  std::minstd_rand random{std::random_device{}()};
 };
 
 using connector_ptr = connector_actor::stateful_pointer<connector_state>;
@@ -48,7 +50,18 @@ bool is_refusal(const caf::error& err) {
   return err == caf::sec::incompatible_application_ids
          || err == caf::sec::incompatible_versions
          || err == caf::sec::unexpected_message
-         || err == caf::sec::remote_linking_failed;
+         || err == caf::sec::remote_linking_failed
+         // A TLS peer that rejects our certificate hangs up mid-handshake.
+         || err == caf::sec::disconnect_during_handshake;
+}
+
+// `base` spread by +-25%, so peers that failed together retry apart.
+std::chrono::milliseconds jittered(connector_ptr self,
+                                   std::chrono::milliseconds base) {
+  std::uniform_real_distribution<double> spread{0.75, 1.25};
+  return std::chrono::milliseconds{
+    static_cast<int64_t>(static_cast<double>(base.count())
+                         * spread(self->state.random))};
 }
 
 // Called once per failed attempt: logs on change, schedules the next try.
@@ -78,11 +91,31 @@ void attempt_failed(connector_ptr self, const node_name& node,
     self->send(st.health, retry_atom::value, node, reason);
   }
   const auto& d = st.fleet.detector;
-  link.backoff = link.backoff.count() == 0
-                   ? d.backoff_min
-                   : std::min(link.backoff * 2, d.backoff_max);
-  self->delayed_send(self, link.backoff, tick_atom::value, node);
+  // A peer that refused us (other cluster, untrusted certificate) will not
+  // change its mind soon; each refused TLS handshake also upsets CAF's
+  // OpenSSL transport (see docs/NOTES.md), so wait the longest.
+  if (now_state == link_state::refused)
+    link.backoff = d.backoff_max;
+  else
+    link.backoff = link.backoff.count() == 0
+                     ? d.backoff_min
+                     : std::min(link.backoff * 2, d.backoff_max);
+  self->delayed_send(self, jittered(self, link.backoff), tick_atom::value, node);
 }
+
+// Two nodes dialing each other at once end up with two connections. Over
+// plain TCP CAF keeps one and nothing is lost; over CAF 0.17's OpenSSL
+// transport closing the spare one takes the peer's proxies with it, every
+// time. So with TLS the node whose name sorts first dials at once and the
+// other waits a little, expecting to be reached.
+std::chrono::milliseconds first_dial_delay(connector_ptr self,
+                                           const node_name& node) {
+  if (node > self->state.self || !self->system().has_openssl_manager())
+    return std::chrono::milliseconds{0};
+  return jittered(self, self->state.fleet.detector.backoff_min * 3);
+}
+
+void dial_soon(connector_ptr self, const node_name& node);
 
 void start_attempt(connector_ptr self, const node_name& node) {
   auto& link = self->state.peers.at(node);
@@ -135,6 +168,14 @@ void probe_done(connector_ptr self, const node_name& node, bool ok,
       [=](caf::error& err) { attempt_failed(self, node, err, describe(err)); });
 }
 
+void dial_soon(connector_ptr self, const node_name& node) {
+  auto delay = first_dial_delay(self, node);
+  if (delay.count() == 0)
+    start_attempt(self, node);
+  else
+    self->delayed_send(self, delay, tick_atom::value, node);
+}
+
 connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
                                          node_name me, health_actor health) {
   auto& st = self->state;
@@ -148,7 +189,7 @@ connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
     if (n.name != st.self)
       st.peers.emplace(n.name, peer_link{&n});
   for (auto& [name, link] : st.peers)
-    start_attempt(self, name);
+    dial_soon(self, name);
   return {
     [=](retry_atom, const std::string& node) {
       auto i = self->state.peers.find(node);
@@ -158,9 +199,21 @@ connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
         i->second.state = link_state::connecting;
         i->second.backoff = std::chrono::milliseconds{0};
       }
-      start_attempt(self, node);
+      dial_soon(self, node);
     },
     [=](tick_atom, const std::string& node) { start_attempt(self, node); },
+    [=](hello_atom, const std::string& node) {
+      auto i = self->state.peers.find(node);
+      if (i == self->state.peers.end())
+        return;
+      auto& link = i->second;
+      if (link.state != link_state::connected)
+        log::net()->info("peer {} at {} reached us first", node,
+                         address(*link.cfg));
+      link.state = link_state::connected;
+      link.first_attempt = false;
+      link.backoff = std::chrono::milliseconds{0};
+    },
     [=](connected_atom, const std::string& node, bool ok,
         const std::string& reason) { probe_done(self, node, ok, reason); },
   };

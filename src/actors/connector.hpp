@@ -1,7 +1,11 @@
 // The connector: keeps one node connected to every peer in the fleet config
 // without ever blocking the node.
 //
-// Each attempt first probes the peer's TCP port from a short-lived detached
+// With TLS, a node dials peers whose names sort after its own at once and
+// the others after a short, jittered delay (3 x backoff_min), expecting to
+// be reached first: two nodes dialing each other at once get two
+// connections, and CAF's OpenSSL transport drops the peer when it closes
+// the spare one. Over plain TCP both sides dial at once. Each attempt first probes the peer's TCP port from a short-lived detached
 // helper (bounded by connect_timeout), then asks the middleman (or the
 // OpenSSL manager, when TLS is on) to connect, again with a timeout. Failed
 // peers are retried with capped exponential backoff. Each state change
@@ -24,6 +28,10 @@ namespace brd {
 using connector_actor = caf::typed_actor<
   // Connect to this peer now (its connection was lost).
   caf::reacts_to<retry_atom, std::string>,
+  // The peer reached us first: stop dialing it until told to retry. Dialing
+  // both ways at once makes two connections, and closing the spare one can
+  // drop the peer's proxies (seen with TLS).
+  caf::reacts_to<hello_atom, std::string>,
   // Internal: a backoff delay ran out.
   caf::reacts_to<tick_atom, std::string>,
   // Internal: the TCP probe of a peer finished (node, ok, reason).

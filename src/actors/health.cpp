@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include <caf/actor_registry.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -29,6 +30,7 @@ struct health_state {
   std::vector<caf::actor> subscribers;
   std::map<std::string, caf::actor> services; // local actors by service name
   std::set<node_name> first_round;             // peers not yet tried once
+  bool leaving = false;                        // said goodbye; stay quiet
   node_sample sample;
   uint64_t seq = 0;
   clock::time_point started = clock::now();
@@ -128,6 +130,85 @@ void send_heartbeats(health_ptr self) {
   }
 }
 
+// -- introspection (brsh) -------------------------------------------------------
+
+int64_t wall_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+node_status status_of(health_ptr self) {
+  auto& st = self->state;
+  node_status out;
+  out.node = st.opts.self;
+  out.cluster = st.opts.fleet.cluster;
+  out.version = BRD_VERSION;
+  out.incarnation = st.opts.incarnation;
+  out.uptime_s = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::seconds>(clock::now() - st.started).count());
+  out.data_dir = st.opts.data_dir;
+  out.data_dir_bytes = io::directory_size_bytes(st.opts.data_dir);
+  out.actor_count = self->system().registry().running();
+  out.sample = st.sample;
+  out.sample_age_ms = wall_ms_now() - st.sample.taken_at_ms;
+  return out;
+}
+
+std::vector<actor_info> actors_of(health_ptr self) {
+  auto& st = self->state;
+  std::vector<std::pair<std::string, caf::actor_addr>> known{
+    {"health", self->address()}, {"connector", st.connector.address()}};
+  for (auto& [service, handle] : st.services)
+    if (handle && handle.node() == self->node())
+      known.emplace_back(service, handle.address());
+  return introspect::local_actors(self->system(), known);
+}
+
+std::string age_text(int64_t ms) {
+  return ms < 0 ? "never" : std::to_string(ms) + " ms";
+}
+
+caf::result<actor_summary> summary_of(health_ptr self, const std::string& kind) {
+  auto& st = self->state;
+  if (kind != "health" && kind != "connector")
+    return make_error(brd_errc::refused,
+                      "node '" + st.opts.self + "' has no summary of actor '"
+                        + kind + "'; its health actor summarizes 'health' and "
+                                 "'connector'");
+  actor_summary out;
+  out.kind = kind;
+  auto configured = st.opts.fleet.nodes.size() - 1;
+  out.facts.push_back({"peers connected", std::to_string(st.peers.size()) + " of "
+                                            + std::to_string(configured)});
+  if (kind == "health") {
+    std::string services;
+    for (auto& entry : st.services)
+      services += (services.empty() ? "" : ", ") + entry.first;
+    out.facts.push_back({"incarnation", std::to_string(st.opts.incarnation)});
+    out.facts.push_back({"subscribers", std::to_string(st.subscribers.size())});
+    out.facts.push_back({"services", services.empty() ? "none" : services});
+    out.facts.push_back({"heartbeat interval",
+                         std::to_string(st.opts.fleet.detector.heartbeat_interval.count())
+                           + " ms"});
+    out.columns = {"peer", "state", "phi", "last heartbeat", "incarnation", "connected"};
+  } else {
+    out.columns = {"peer", "address", "connected", "state"};
+  }
+  for (auto& row : st.table->views(clock::now(), st.sample, st.opts.incarnation)) {
+    if (row.self)
+      continue;
+    auto connected = st.peers.count(row.node) > 0 ? "yes" : "no";
+    if (kind == "health")
+      out.rows.push_back({row.node, to_string(row.state), fmt::format("{:.2f}", row.phi),
+                          age_text(row.last_heartbeat_age_ms),
+                          std::to_string(row.incarnation), connected});
+    else
+      out.rows.push_back({row.node, row.address, connected, to_string(row.state)});
+  }
+  return out;
+}
+
 health_actor::behavior_type health(health_ptr self, health_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
@@ -162,7 +243,7 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
   self->send(self, tick_atom::value);
   self->delayed_send(self, st.opts.fleet.detector.sample_interval,
                      sample_atom::value);
-  return {
+  health_actor::behavior_type behavior{
     [=](hello_atom, hello_msg& theirs) -> caf::result<hello_msg> {
       auto& st = self->state;
       if (theirs.cluster != st.opts.fleet.cluster || !st.table->knows(theirs.node)) {
@@ -174,8 +255,10 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
                             "cluster '" + st.opts.fleet.cluster + "'");
       }
       auto sender = caf::actor_cast<health_actor>(self->current_sender());
-      if (sender)
+      if (sender) {
         adopt_peer(self, theirs.node, sender);
+        self->send(st.connector, hello_atom::value, theirs.node);
+      }
       publish(self, st.table->on_hello(theirs, clock::now()));
       first_round_done(self, theirs.node);
       return own_hello(st);
@@ -188,6 +271,8 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
       publish(self, self->state.table->on_leave(node, incarnation, clock::now()));
     },
     [=](get_atom, const std::string& service) -> caf::actor {
+      if (service == "health")
+        return caf::actor_cast<caf::actor>(self);
       auto& services = self->state.services;
       auto i = services.find(service);
       return i == services.end() ? caf::actor{} : i->second;
@@ -199,6 +284,8 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
         const std::string& service) -> caf::result<caf::actor> {
       auto& st = self->state;
       if (node == st.opts.self) {
+        if (service == "health")
+          return caf::actor_cast<caf::actor>(self);
         auto i = st.services.find(service);
         return i == st.services.end() ? caf::actor{} : i->second;
       }
@@ -217,6 +304,8 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
       self->state.subscribers.push_back(std::move(subscriber));
     },
     [=](connected_atom, const std::string& node, caf::actor& dynamic) {
+      if (self->state.leaving)
+        return;
       auto handle = caf::actor_cast<health_actor>(dynamic);
       adopt_peer(self, node, handle);
       self->request(handle, self->state.opts.fleet.detector.connect_timeout * 2,
@@ -239,6 +328,10 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
       auto& st = self->state;
       log::health()->info("leaving the fleet: telling {} connected peers",
                           st.peers.size());
+      // No more dialing, hellos or heartbeats: peers must see 'left' last.
+      st.leaving = true;
+      self->unlink_from(st.connector);
+      self->send_exit(st.connector, caf::exit_reason::user_shutdown);
       for (auto& [node, handle] : st.peers)
         self->send<caf::message_priority::high>(handle, leave_atom::value,
                                                 st.opts.self,
@@ -247,6 +340,8 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
     },
     [=](tick_atom) {
       auto& st = self->state;
+      if (st.leaving)
+        return;
       send_heartbeats(self);
       for (auto& ev : st.table->evaluate(clock::now()))
         publish(self, ev);
@@ -259,7 +354,11 @@ health_actor::behavior_type health(health_ptr self, health_options opts) {
       self->delayed_send(self, st.opts.fleet.detector.sample_interval,
                          sample_atom::value);
     },
+    [=](get_atom, status_atom) { return status_of(self); },
+    [=](get_atom, actors_atom) { return actors_of(self); },
+    [=](inspect_atom, const std::string& kind) { return summary_of(self, kind); },
   };
+  return introspect::counted(self, "health", std::move(behavior));
 }
 
 } // namespace

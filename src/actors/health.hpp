@@ -20,6 +20,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/replies_to.hpp>
 
+#include "actors/introspect.hpp"
 #include "runtime/config.hpp"
 #include "runtime/messages.hpp"
 
@@ -37,10 +38,19 @@ using health_actor = caf::typed_actor<
   caf::replies_to<heartbeat_atom, heartbeat>::with<int64_t>,
   // A peer stops gracefully (node, incarnation).
   caf::reacts_to<leave_atom, std::string, uint64_t>,
-  // The actor this node registered under a service name ("state", ...);
-  // an invalid handle when there is none. Peers and brsh use it as the
-  // node's directory.
+  // The actor this node registered under a service name ("state", ...;
+  // "health" is this actor itself); an invalid handle when there is none.
+  // Peers and brsh use it as the node's directory.
   caf::replies_to<get_atom, std::string>::with<caf::actor>,
+  // -- introspection (brsh) ----------------------------------------------------
+  // This node's identity, uptime, data directory size, actor count and
+  // latest resource sample.
+  caf::replies_to<get_atom, status_atom>::with<node_status>,
+  // The actors of this node with their mailbox sizes and handled counts.
+  caf::replies_to<get_atom, actors_atom>::with<std::vector<actor_info>>,
+  // A summary of the state of this node's actor of that kind ("health",
+  // "connector"); brd_errc::refused for a kind without a summary.
+  caf::replies_to<inspect_atom, std::string>::with<actor_summary>,
   // -- local ------------------------------------------------------------------
   // Register a local actor under a service name.
   caf::reacts_to<put_atom, std::string, caf::actor>,

@@ -23,6 +23,24 @@ namespace {
 template <class Record, class Want>
 concept record_of = std::same_as<std::remove_const_t<Record>, Want>;
 
+// A string field packed as msgpack bin (arbitrary bytes) instead of str.
+// Reading accepts bin or str.
+template <class String>
+struct binary {
+  String& bytes;
+};
+
+template <class String>
+binary<String> as_binary(String& bytes) {
+  return binary<String>{bytes};
+}
+
+// Decoded only for its "v" (decode_record reads that one itself).
+struct version_only {
+  static constexpr uint64_t current_version = 0;
+  uint64_t v = 0;
+};
+
 // -- field lists -----------------------------------------------------------
 
 template <class Visitor, record_of<node_record> Record>
@@ -37,6 +55,32 @@ void fields(Visitor& f, Record& x) {
   f("version", x.version);
   f("incarnation", x.incarnation);
   f("started_at_ms", x.started_at_ms);
+}
+
+// The fields row_envelope and log_envelope share.
+template <class Visitor, class Record>
+void envelope_fields(Visitor& f, Record& x) {
+  f("hlc", x.hlc);
+  f("origin", x.origin);
+  f("seq", x.seq);
+  f("tomb", x.tomb);
+  f("val", as_binary(x.val));
+}
+
+template <class Visitor, record_of<row_envelope> Record>
+void fields(Visitor& f, Record& x) {
+  envelope_fields(f, x);
+}
+
+template <class Visitor, record_of<log_envelope> Record>
+void fields(Visitor& f, Record& x) {
+  f("table", x.table);
+  f("key", x.key);
+  envelope_fields(f, x);
+}
+
+template <class Visitor, record_of<version_only> Record>
+void fields(Visitor&, Record&) {
 }
 
 // -- writing ---------------------------------------------------------------
@@ -63,6 +107,13 @@ struct map_writer {
   void operator()(std::string_view name, const T& value) {
     pack_name(out, name);
     out.pack(value);
+  }
+  template <class String>
+  void operator()(std::string_view name, const binary<String>& field) {
+    pack_name(out, name);
+    out.pack_bin(static_cast<uint32_t>(field.bytes.size()));
+    out.pack_bin_body(field.bytes.data(),
+                      static_cast<uint32_t>(field.bytes.size()));
   }
 };
 
@@ -109,6 +160,19 @@ public:
     } catch (const std::exception&) {
       bad_field_ = std::string{name};
     }
+  }
+
+  void operator()(std::string_view name, binary<std::string> field) {
+    auto i = by_name_.find(name);
+    if (!bad_field_.empty() || i == by_name_.end())
+      return;
+    const auto& value = *i->second;
+    if (value.type == msgpack::type::BIN)
+      field.bytes.assign(value.via.bin.ptr, value.via.bin.size);
+    else if (value.type == msgpack::type::STR)
+      field.bytes.assign(value.via.str.ptr, value.via.str.size);
+    else
+      bad_field_ = std::string{name};
   }
 
   // Empty while every converted field had the right type.
@@ -172,6 +236,31 @@ std::string encode(const node_record& x) {
 
 caf::expected<node_record> decode_node_record(std::string_view bytes) {
   return decode_record<node_record>(bytes, "node_record");
+}
+
+// -- state envelopes -------------------------------------------------------
+
+std::string encode(const row_envelope& x) {
+  return encode_record(x);
+}
+
+caf::expected<row_envelope> decode_row_envelope(std::string_view bytes) {
+  return decode_record<row_envelope>(bytes, "row_envelope");
+}
+
+std::string encode(const log_envelope& x) {
+  return encode_record(x);
+}
+
+caf::expected<log_envelope> decode_log_envelope(std::string_view bytes) {
+  return decode_record<log_envelope>(bytes, "log_envelope");
+}
+
+caf::expected<uint64_t> decode_record_version(std::string_view bytes) {
+  auto x = decode_record<version_only>(bytes, "record");
+  if (!x)
+    return std::move(x.error());
+  return x->v;
 }
 
 } // namespace brd::io

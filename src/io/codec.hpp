@@ -38,4 +38,42 @@ std::string encode(const node_record& x);
 
 caf::expected<node_record> decode_node_record(std::string_view bytes);
 
+// One row of a replicated state table as stored (io/state_store): the value
+// or tombstone with its merge stamp. `val` is packed as msgpack bin.
+struct row_envelope {
+  static constexpr uint32_t current_version = 1;
+
+  uint32_t v = current_version;
+  uint64_t hlc = 0;
+  std::string origin;
+  uint64_t seq = 0;
+  bool tomb = false;
+  std::string val; // empty for a tombstone
+};
+
+std::string encode(const row_envelope& x);
+
+caf::expected<row_envelope> decode_row_envelope(std::string_view bytes);
+
+// One entry of the replication log: a row envelope plus where it belongs.
+struct log_envelope {
+  static constexpr uint32_t current_version = 1;
+
+  uint32_t v = current_version;
+  std::string table, key;
+  uint64_t hlc = 0;
+  std::string origin;
+  uint64_t seq = 0;
+  bool tomb = false;
+  std::string val;
+};
+
+std::string encode(const log_envelope& x);
+
+caf::expected<log_envelope> decode_log_envelope(std::string_view bytes);
+
+// The schema version "v" of any record, other fields unread. Errors as for
+// the decoders above; a "v" that is not a non-negative integer is corrupt.
+caf::expected<uint64_t> decode_record_version(std::string_view bytes);
+
 } // namespace brd::io

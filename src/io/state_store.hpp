@@ -10,6 +10,9 @@
 // every known peer has it, so it can be relayed to peers that lack it.
 // Version vector: for each origin, the highest seq applied here; entries
 // are applied strictly in seq order per origin.
+// Record values must be msgpack maps with an integer "v" schema version;
+// this code reads major version 1 (v < 200) and refuses newer ones.
+// Not thread-safe: one owner (the state actor) calls everything.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +31,8 @@ namespace brd::io {
 
 class store;
 
-// The replicated tables. Internal column families: `log`, `vv`, `meta`.
+// The replicated tables. Internal column families: `log`, `vv`, `meta` and
+// `tombstones` (an index of tombstone rows by (origin, seq), for truncate).
 const std::vector<std::string>& replicated_tables();
 // Every column family a node's store needs (tables + internal ones).
 std::vector<std::string> state_column_families();
@@ -56,23 +60,34 @@ public:
   // Stamps the writes with HLC times and consecutive seqs of `self`, and
   // commits them, their log entries and the version vector in ONE synced
   // RocksDB write batch (group commit). On return the writes are durable.
+  // Refuses the whole call, writing nothing: an unknown table
+  // (store_failure), a value that is not a msgpack map with an integer "v"
+  // or has v >= 200 (io_failure). No writes: returns {} and writes nothing.
   caf::expected<std::vector<state_entry>> commit(const std::vector<local_write>& writes);
 
   // Applies entries from peers (any origin, relayed or not) in one batch
   // (WAL not synced: the origin holds them durably). Idempotent: entries at
   // or below the version vector are skipped. Refused with a reason, and
   // nothing of that origin applied past the problem: unknown origin, a gap
-  // in seq, an unknown table, a value whose envelope cannot be decoded.
-  // Returns the entries that were newly applied (for subscribers/relay).
+  // in seq, an unknown table, a corrupt value or an unknown schema version.
+  // Entries of self are applied too when they are new (a node whose data
+  // was lost relearns its own writes); its next seq moves past them.
+  // An error only for a local failure (RocksDB); nothing is applied then.
   struct apply_result {
+    // Every newly accepted entry, in order, including those that lost the
+    // merge rule: all of them are in the log now (relay these).
     std::vector<state_entry> applied;
-    std::vector<std::string> refused; // one sentence per refused entry/origin
+    // The subset of `applied` that won and changed a row (notify these).
+    std::vector<state_entry> changed;
+    std::vector<std::string> refused; // at most one sentence per origin
   };
   caf::expected<apply_result> apply(const std::vector<state_entry>& entries);
 
-  // Log entries of `origin` with seq > after, at most `limit`. If the log no
-  // longer holds seq after+1 (truncated), returns an error of kind
-  // brd_errc::store_failure "truncated" and the caller sends a snapshot.
+  // Log entries of `origin` with seq > after, consecutive, at most `limit`
+  // (empty when vv()[origin] <= after). If the log no longer holds seq
+  // after+1 (truncated, or skipped by a snapshot), returns an error of kind
+  // brd_errc::store_failure "... truncated ..." and the caller sends a
+  // snapshot.
   caf::expected<std::vector<state_entry>>
   log_since(const std::string& origin, uint64_t after, size_t limit) const;
 
@@ -86,15 +101,22 @@ public:
 
   // All rows of all tables (tombstones included), with the version vector
   // they reflect; applying a snapshot merges rows by the rule and raises
-  // the version vector to at least the snapshot's.
+  // the version vector to at least the snapshot's (synced write; returns
+  // the rows that changed). A snapshot naming an unknown table or origin,
+  // or holding a corrupt value, is refused whole (io_failure).
   caf::expected<state_snapshot> snapshot() const;
   caf::expected<std::vector<state_entry>> apply_snapshot(const state_snapshot& snap);
 
   // Drops log entries every peer in `peer_vvs` has, and tombstones whose
   // (origin, seq) every peer has. Returns how many log entries went.
+  // Pass one version vector per known peer (every known origin but self;
+  // an origin missing from a vector counts as 0). With fewer vectors than
+  // peers nothing is dropped. Tombstones are only dropped while this node
+  // holds everything any peer reported, so no older write can come later.
   caf::expected<size_t> truncate(const std::vector<version_vector>& peer_vvs);
 
-  // Reads (local only). Tombstoned rows are absent from get/scan.
+  // Reads (local only). Tombstoned rows are absent from get/scan. A name
+  // that is not a replicated table is an error (store_failure).
   caf::expected<std::optional<state_row>> get(const std::string& table,
                                               const std::string& key) const;
   caf::expected<std::vector<state_row>> scan(const std::string& table,
@@ -105,18 +127,24 @@ public:
   hlc_clock& clock() { return clock_; }
 
   // One hex hash per table over its live rows (key, value, hlc, origin) in
-  // key order: equal digests mean converged tables.
+  // key order: equal digests mean converged tables. The hash is FNV-1a 64
+  // over length-prefixed fields (16 hex digits): a convergence check, not
+  // a cryptographic one.
   caf::expected<std::map<std::string, std::string>> digest() const;
 
 private:
   state_store(store& db, std::string self, std::vector<std::string> origins);
   caf::error load();
+  bool known_origin(const std::string& origin) const;
+  // Moves vv_, next_seq_ and hlc_floor_ after a successful write.
+  void raise(const version_vector& vv);
 
   store& db_;
   std::string self_;
-  std::vector<std::string> origins_;
+  std::vector<std::string> origins_; // sorted, includes self
   version_vector vv_;
   uint64_t next_seq_ = 1;
+  hlc_time hlc_floor_ = 0; // highest hlc stored in any row (meta "hlc")
   hlc_clock clock_;
 };
 

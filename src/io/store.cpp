@@ -230,12 +230,18 @@ struct store::impl {
 
 void batch::put(std::string_view cf, std::string_view key,
                 std::string_view value) {
-  ops_.push_back(op{false, std::string{cf}, std::string{key},
+  ops_.push_back(op{op_kind::put, std::string{cf}, std::string{key},
                     std::string{value}});
 }
 
 void batch::erase(std::string_view cf, std::string_view key) {
-  ops_.push_back(op{true, std::string{cf}, std::string{key}, {}});
+  ops_.push_back(op{op_kind::erase, std::string{cf}, std::string{key}, {}});
+}
+
+void batch::erase_range(std::string_view cf, std::string_view begin,
+                        std::string_view end) {
+  ops_.push_back(op{op_kind::erase_range, std::string{cf}, std::string{begin},
+                    std::string{end}});
 }
 
 // -- store ------------------------------------------------------------------
@@ -315,6 +321,12 @@ caf::error store::erase(std::string_view cf, std::string_view key, bool sync) {
 
 caf::expected<std::vector<store::key_value>>
 store::scan(std::string_view cf, std::string_view prefix, size_t limit) const {
+  return scan_from(cf, prefix, prefix, limit);
+}
+
+caf::expected<std::vector<store::key_value>>
+store::scan_from(std::string_view cf, std::string_view prefix,
+                 std::string_view from, size_t limit) const {
   auto handle = impl_->family(cf, dir_);
   if (!handle)
     return std::move(handle.error());
@@ -327,8 +339,8 @@ store::scan(std::string_view cf, std::string_view prefix, size_t limit) const {
   }
   std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(opts, *handle)};
   std::vector<key_value> result;
-  for (it->Seek(slice(prefix)); it->Valid() && result.size() < limit;
-       it->Next()) {
+  for (it->Seek(slice(std::max(prefix, from)));
+       it->Valid() && result.size() < limit; it->Next()) {
     if (!it->key().starts_with(slice(prefix)))
       break;
     result.emplace_back(it->key().ToString(), it->value().ToString());
@@ -345,9 +357,18 @@ caf::error store::write(const batch& b, bool sync) {
     auto handle = impl_->family(op.cf, dir_);
     if (!handle)
       return std::move(handle.error());
-    auto status = op.erase ? updates.Delete(*handle, slice(op.key))
-                           : updates.Put(*handle, slice(op.key),
-                                         slice(op.value));
+    rocksdb::Status status;
+    switch (op.kind) {
+      case batch::op_kind::put:
+        status = updates.Put(*handle, slice(op.key), slice(op.value));
+        break;
+      case batch::op_kind::erase:
+        status = updates.Delete(*handle, slice(op.key));
+        break;
+      case batch::op_kind::erase_range:
+        status = updates.DeleteRange(*handle, slice(op.key), slice(op.value));
+        break;
+    }
     if (!status.ok())
       return status_error(status, "cannot build a write batch", dir_);
   }

@@ -29,6 +29,9 @@ class batch {
 public:
   void put(std::string_view cf, std::string_view key, std::string_view value);
   void erase(std::string_view cf, std::string_view key);
+  // Erases every key in [begin, end) (a RocksDB range delete).
+  void erase_range(std::string_view cf, std::string_view begin,
+                   std::string_view end);
 
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
@@ -36,9 +39,10 @@ public:
 
 private:
   friend class store;
+  enum class op_kind : uint8_t { put, erase, erase_range };
   struct op {
-    bool erase = false;
-    std::string cf, key, value;
+    op_kind kind = op_kind::put;
+    std::string cf, key, value; // erase_range: value is the end key
   };
   std::vector<op> ops_;
 };
@@ -73,6 +77,12 @@ public:
   caf::expected<std::vector<key_value>>
   scan(std::string_view cf, std::string_view prefix,
        size_t limit = SIZE_MAX) const;
+
+  // Like scan(), but starting at the first key >= `from` (which should
+  // itself start with `prefix`): pages through a prefix, or seeks into it.
+  caf::expected<std::vector<key_value>>
+  scan_from(std::string_view cf, std::string_view prefix,
+            std::string_view from, size_t limit) const;
 
   // Applies every operation of `b` or none. `b` is left unchanged.
   caf::error write(const batch& b, bool sync = true);

@@ -19,7 +19,7 @@ std::shared_ptr<spdlog::logger> get(const char* name) {
 
 void init(const std::string& node, const std::string& level) {
   auto lvl = spdlog::level::from_str(level);
-  for (auto name : {"node", "health", "net", "store", "http"}) {
+  for (auto name : {"node", "health", "net", "store", "http", "state", "deploy"}) {
     auto logger = get(name);
     logger->set_level(lvl);
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ " + node + " [%n] %v");
@@ -32,5 +32,7 @@ std::shared_ptr<spdlog::logger> health() { return get("health"); }
 std::shared_ptr<spdlog::logger> net() { return get("net"); }
 std::shared_ptr<spdlog::logger> store() { return get("store"); }
 std::shared_ptr<spdlog::logger> http() { return get("http"); }
+std::shared_ptr<spdlog::logger> state() { return get("state"); }
+std::shared_ptr<spdlog::logger> deploy() { return get("deploy"); }
 
 } // namespace brd::log

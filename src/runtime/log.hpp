@@ -18,5 +18,7 @@ std::shared_ptr<spdlog::logger> health();
 std::shared_ptr<spdlog::logger> net();
 std::shared_ptr<spdlog::logger> store();
 std::shared_ptr<spdlog::logger> http();
+std::shared_ptr<spdlog::logger> state();
+std::shared_ptr<spdlog::logger> deploy();
 
 } // namespace brd::log

@@ -106,6 +106,8 @@ std::optional<member_event> member_table::on_hello(const hello_msg& hello,
   auto& p = i->second;
   if (hello.incarnation < p.incarnation)
     return std::nullopt; // a stale instance
+  if (hello.incarnation == p.incarnation && p.state == member_state::left)
+    return std::nullopt; // a late hello from a node that said goodbye
   if (hello.incarnation > p.incarnation)
     p.detector.reset();
   p.incarnation = hello.incarnation;

@@ -28,6 +28,9 @@ using connected_atom = caf::atom_constant<caf::atom("connected")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using sample_atom = caf::atom_constant<caf::atom("sample")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+using digest_atom = caf::atom_constant<caf::atom("digest")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 // One reading of a node's own resources, taken every sample interval.
 struct node_sample {
@@ -164,6 +167,19 @@ struct repl_batch {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, repl_batch& x) {
   return f(caf::meta::type_name("repl_batch"), x.from, x.entries);
+}
+
+// The reply to a local write: it is durable on the node that took it, as
+// entry `seq` of `origin` (that node), stamped `hlc`.
+struct write_ack {
+  uint64_t hlc = 0;
+  std::string origin;
+  uint64_t seq = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, write_ack& x) {
+  return f(caf::meta::type_name("write_ack"), x.hlc, x.origin, x.seq);
 }
 
 // Every row of every table plus the version vector they reflect, sent to a

@@ -4,6 +4,7 @@
 #include <caf/openssl/manager.hpp>
 
 #include "actors/health.hpp"
+#include "runtime/deploy_messages.hpp"
 #include "runtime/messages.hpp"
 
 namespace brd {
@@ -20,8 +21,14 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<state_entry>>("std::vector<brd::state_entry>");
   cfg.add_message_type<repl_batch>("brd::repl_batch");
   cfg.add_message_type<state_snapshot>("brd::state_snapshot");
+  cfg.add_message_type<write_ack>("brd::write_ack");
   cfg.add_message_type<std::map<std::string, uint64_t>>("brd::version_vector");
   cfg.add_message_type<std::map<std::string, std::string>>("brd::digests");
+  cfg.add_message_type<node_status>("brd::node_status");
+  cfg.add_message_type<actor_info>("brd::actor_info");
+  cfg.add_message_type<std::vector<actor_info>>("std::vector<brd::actor_info>");
+  cfg.add_message_type<actor_summary>("brd::actor_summary");
+  cfg.add_message_type<deploy_task>("brd::deploy_task"); // dispatcher -> deployer
 }
 
 std::string system_config::app_identifier(const std::string& cluster) {

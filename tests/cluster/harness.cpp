@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <netinet/in.h>
 #include <set>
 #include <sstream>
@@ -52,8 +53,9 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return out;
 }
 
-// fork + execve with stdout and stderr on `out_fd`, stdin on /dev/null.
-// Everything the child touches is prepared before the fork.
+// fork + execve with stdout and stderr on `out_fd`, stdin on /dev/null and
+// no other descriptor. Everything the child touches is prepared before the
+// fork, so the child only makes system calls.
 pid_t spawn(std::vector<std::string> argv, const std::vector<std::string>& env, int out_fd) {
   auto envs = merged_env(env);
   auto c_argv = c_strings(argv);
@@ -68,6 +70,7 @@ pid_t spawn(std::vector<std::string> argv, const std::vector<std::string>& env, 
     ::dup2(null_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(out_fd, 2);
+    ::close_range(3, ~0U, 0); // no test socket or file leaks into the node
     ::execve(c_argv[0], c_argv.data(), c_env.data());
     const char msg[] = "harness: execve failed\n";
     [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
@@ -96,6 +99,26 @@ std::optional<int> try_reap(pid_t pid) {
   return std::nullopt;
 }
 
+// Remembers whether an assertion of the running test case has failed, so a
+// fleet can print its nodes' logs only when they are needed.
+bool test_failed = false;
+
+struct failure_listener : doctest::IReporter {
+  explicit failure_listener(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats&) override {}
+  void test_case_start(const doctest::TestCaseData&) override { test_failed = false; }
+  void test_case_reenter(const doctest::TestCaseData&) override { test_failed = false; }
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override { test_failed = true; }
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData& ad) override { test_failed = test_failed || ad.m_failed; }
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+
 long ms_since(steady::time_point since) {
   return std::chrono::duration_cast<millis>(steady::now() - since).count();
 }
@@ -108,6 +131,12 @@ std::string last_lines(const std::string& text, size_t n) {
 }
 
 } // namespace
+
+REGISTER_LISTENER("brd_failure", 1, failure_listener);
+
+bool current_test_failed() {
+  return test_failed;
+}
 
 // -- environment ---------------------------------------------------------------
 
@@ -129,26 +158,32 @@ std::string find_program(const std::string& program) {
   return {};
 }
 
+// Ports come from below the kernel's ephemeral range (32768 and up on
+// Linux), so an outgoing connection cannot take one before its node binds it.
 uint16_t free_port() {
   static std::mutex mtx;
   static std::set<uint16_t> handed_out;
+  static std::minstd_rand random{static_cast<unsigned>(::getpid()) * 7919u
+                                 + static_cast<unsigned>(steady::now().time_since_epoch().count())};
   std::lock_guard<std::mutex> guard{mtx};
-  for (int attempt = 0; attempt < 200; ++attempt) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto port = static_cast<uint16_t>(20000 + random() % 12000);
+    if (handed_out.count(port) > 0)
+      continue;
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0
-              && ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY); // brnode's HTTP binds 0.0.0.0
+    addr.sin_port = htons(port);
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(fd);
-    uint16_t port = ntohs(addr.sin_port);
-    if (ok && port != 0 && handed_out.insert(port).second)
+    if (ok) {
+      handed_out.insert(port);
       return port;
+    }
   }
-  FAIL("no free port on 127.0.0.1");
+  FAIL("no free port between 20000 and 32000");
   return 0;
 }
 
@@ -188,6 +223,14 @@ std::string read_file(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+std::string line_with(const std::string& text, const std::string& needle) {
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    if (line.find(needle) != std::string::npos)
+      return line;
+  return {};
 }
 
 // -- fleet configs -------------------------------------------------------------
@@ -395,6 +438,19 @@ bool ever_in_state(const std::vector<watcher>& watchers, const std::string& node
   return false;
 }
 
+std::string first_break(const std::vector<watcher>& watchers, const std::string& node,
+                        const std::string& state, millis duration) {
+  auto since = steady::now();
+  while (steady::now() < since + duration) {
+    for (const auto& [name, port] : watchers)
+      if (auto seen = member_state(port, node); seen != state)
+        return name + " saw " + node + " " + (seen.empty() ? "(no answer)" : seen) + " after "
+               + std::to_string(ms_since(since)) + " ms";
+    std::this_thread::sleep_for(20ms);
+  }
+  return {};
+}
+
 std::string describe_times(const std::map<std::string, long>& times, long* max_ms) {
   std::string text;
   long most = -1;
@@ -480,6 +536,11 @@ fleet::fleet(std::string cluster, std::vector<node_spec> specs,
                             fleet_toml(cluster_, specs_, extra_cluster_lines, tls_section));
 }
 
+fleet::~fleet() {
+  if (current_test_failed())
+    std::fprintf(stderr, "%s\n", logs(40).c_str());
+}
+
 const node_spec& fleet::spec(const std::string& name) const {
   auto i = std::find_if(specs_.begin(), specs_.end(),
                         [&](const node_spec& s) { return s.name == name; });
@@ -537,10 +598,27 @@ bool fleet::wait_all_alive(millis timeout) {
     timeout, 50ms);
 }
 
+std::string fleet::first_break_of_join(millis duration) {
+  std::vector<std::pair<std::string, watcher>> pairs; // (observed node, observer)
+  for (auto& [n, p] : processes_)
+    for (auto& [m, q] : processes_)
+      if (n != m && p->running() && q->running())
+        pairs.push_back({m, {n, spec(n).http_port}});
+  auto since = steady::now();
+  while (steady::now() < since + duration) {
+    for (const auto& [node, w] : pairs)
+      if (auto seen = member_state(w.second, node); seen != "alive")
+        return w.first + " saw " + node + " " + (seen.empty() ? "(no answer)" : seen)
+               + " after " + std::to_string(ms_since(since)) + " ms";
+    std::this_thread::sleep_for(50ms);
+  }
+  return {};
+}
+
 std::string fleet::logs(size_t n) const {
   std::string out;
   for (const auto& [name, p] : processes_)
-    out += "\n== " + name + " (" + p->log_path() + ") ==\n" + last_lines(p->log_text(), n);
+    out += "\n== log of " + name + " (" + p->log_path() + ") ==\n" + last_lines(p->log_text(), n);
   return out;
 }
 

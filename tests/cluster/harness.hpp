@@ -31,14 +31,17 @@ using millis = std::chrono::milliseconds;
 
 // -- environment ---------------------------------------------------------------
 
+// True once an assertion of the running test case (or subcase run) failed.
+bool current_test_failed();
+
 // $BRNODE_BIN; fails the test (REQUIRE) when it is not set.
 std::string brnode_bin();
 
 // Where `program` is on $PATH, or "" when it is not installed.
 std::string find_program(const std::string& program);
 
-// A free TCP port on 127.0.0.1. Never returns the same port twice in one
-// test process.
+// A TCP port nothing listens on (checked by binding it), below the
+// ephemeral range. Never returns the same port twice in one test process.
 uint16_t free_port();
 
 // -- files ---------------------------------------------------------------------
@@ -62,6 +65,9 @@ private:
 };
 
 std::string read_file(const std::string& path);
+
+// The first line of `text` containing `needle`, or "" when none does.
+std::string line_with(const std::string& text, const std::string& needle);
 
 // -- fleet configs -------------------------------------------------------------
 
@@ -184,6 +190,11 @@ std::map<std::string, long> ms_until_state(const std::vector<watcher>& watchers,
 bool ever_in_state(const std::vector<watcher>& watchers, const std::string& node,
                    const std::string& state, millis duration);
 
+// Watches for `duration`: "" when every watcher showed `node` in `state` at
+// every poll, else what broke it first ("a saw b down after 420 ms").
+std::string first_break(const std::vector<watcher>& watchers, const std::string& node,
+                        const std::string& state, millis duration);
+
 // "a=123 ms, b=130 ms" for MESSAGE output; the largest value in `max_ms`.
 std::string describe_times(const std::map<std::string, long>& times, long* max_ms = nullptr);
 
@@ -207,10 +218,14 @@ std::vector<metric_sample> find_metrics(const std::vector<metric_sample>& all,
 
 // A fleet config in a temporary directory and one node_process per started
 // node, each with its data in DIR/data/NAME and its log in DIR/NAME.log.
+// When the test has failed, the destructor prints the tail of every log.
 class fleet {
 public:
   fleet(std::string cluster, std::vector<node_spec> specs, std::string extra_cluster_lines = "",
         std::string tls_section = "");
+  ~fleet();
+  fleet(const fleet&) = delete;
+  fleet& operator=(const fleet&) = delete;
 
   temp_dir& dir() { return dir_; }
   const std::string& config_path() const { return config_path_; }
@@ -230,7 +245,10 @@ public:
   // Waits until every running node shows every other running node alive and
   // answers /readyz with 200.
   bool wait_all_alive(millis timeout = 10s);
-  // The tail of every node's log, for INFO() on failure.
+  // Watches for `duration`: "" when every running node saw every other
+  // running node alive at every poll, else what broke it first.
+  std::string first_break_of_join(millis duration);
+  // The last lines of every node's log.
   std::string logs(size_t last_lines = 30) const;
 
 private:

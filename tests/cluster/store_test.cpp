@@ -15,7 +15,6 @@ bool live(uint16_t http_port) {
 
 TEST_CASE("a second brnode on the same data dir exits 73 and the first keeps serving") {
   fleet fl{"t1", make_specs(2)};
-  INFO(fl.logs());
   auto& first = fl.start("a");
   REQUIRE(wait_until([&] { return live(fl.http_port("a")); }, 10s));
   auto second = run_brnode({"--config", fl.config_path(), "--name", "a", "--data-dir",
@@ -30,7 +29,6 @@ TEST_CASE("a second brnode on the same data dir exits 73 and the first keeps ser
 
 TEST_CASE("another node's data dir is refused with exit 73 naming its owner") {
   fleet fl{"t1", make_specs(2)};
-  INFO(fl.logs());
   auto& a = fl.start("a");
   REQUIRE(wait_until([&] { return live(fl.http_port("a")); }, 10s));
   a.term();
@@ -46,7 +44,6 @@ TEST_CASE("another node's data dir is refused with exit 73 naming its owner") {
 
 TEST_CASE("a node keeps its identity across restarts: the incarnation grows by one") {
   fleet fl{"t1", make_specs(1)};
-  INFO(fl.logs());
   uint64_t previous = 0;
   for (int run = 0; run < 3; ++run) {
     CAPTURE(run);

@@ -112,6 +112,10 @@ TEST_CASE("a graceful leave is left, not down, even when the connection drops") 
     REQUIRE(back);
     CHECK(back->to == member_state::alive);
   }
+  SUBCASE("a late hello of the same incarnation does not revive it") {
+    CHECK_FALSE(table.on_hello({"test", "b", 4, "0.1.0"}, t + 1s));
+    CHECK(table.state("b") == member_state::left);
+  }
   SUBCASE("messages of the old incarnation are ignored") {
     CHECK_FALSE(table.on_hello({"test", "b", 3, "0.1.0"}, t + 1s));
   }

@@ -1,0 +1,295 @@
+#include "actors/deployer.hpp"
+
+// The deployer keeps, per repository, a queue of waiting tasks and at most
+// one running task. A running task is executed by a worker: a detached actor
+// of its own that does the blocking work (git, the script, the workspace)
+// for that one task, replies with the outcome and quits. The deployer only
+// queues, starts, records and counts, so it never blocks.
+//
+// Records go to the state actor as fire-and-forget requests; one sender's
+// messages arrive in order, so a task's records are written in the order
+// queued, running, final. A refused or lost write is logged.
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "io/deploy_records.hpp"
+#include "io/metrics.hpp"
+#include "io/task_runner.hpp"
+#include "io/workspace.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/log.hpp"
+
+namespace brd {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using io::task_outcome;
+
+constexpr auto write_timeout = std::chrono::seconds{10};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// -- the worker: one task, blocking, on its own thread -----------------------------
+
+using worker_actor = caf::typed_actor<caf::replies_to<deploy_atom>::with<task_outcome>>;
+
+worker_actor::behavior_type worker(worker_actor::pointer self, io::workspace ws,
+                                   io::task_run run) {
+  return {
+    [=](deploy_atom) -> task_outcome {
+      auto out = io::run_task(ws, run);
+      self->quit();
+      return out;
+    },
+  };
+}
+
+// -- the deployer ------------------------------------------------------------------
+
+struct waiting_task {
+  deploy_task task;
+  uint64_t seq = 0; // arrival order across repositories
+  int64_t queued_at_ms = 0;
+};
+
+struct running_task {
+  io::task_record record;
+  steady::time_point started;
+  bool alerted = false;
+};
+
+struct instruments {
+  std::map<std::string, io::counter*> finished; // by final state
+  io::histogram* seconds = nullptr;
+  io::gauge* running = nullptr;
+};
+
+struct deployer_state {
+  static inline const char* name = "deployer";
+  deployer_options opts;
+  io::workspace ws{""};
+  std::map<std::string, std::deque<waiting_task>> waiting; // by repository
+  std::map<std::string, running_task> running;            // by repository
+  std::set<std::string> in_flight;                        // task keys
+  uint64_t next_seq = 0;
+  instruments metrics;
+};
+
+using deployer_ptr = deployer_actor::stateful_pointer<deployer_state>;
+
+std::string key_of(const std::string& deploy_id, const std::string& task_id) {
+  return deploy_id + "/" + task_id;
+}
+
+instruments make_instruments(io::metrics_registry* m) {
+  instruments out;
+  if (m == nullptr)
+    return out;
+  for (auto state : {"succeeded", "failed", "timed_out"})
+    out.finished[state] = &m->counter("brnode_deploy_tasks_total",
+                                      "Deploy tasks finished on this node, by final state",
+                                      {{"state", state}});
+  out.seconds = &m->histogram("brnode_deploy_task_seconds",
+                              "Time from a deploy task's start to its end",
+                              {1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
+  out.running = &m->gauge("brnode_deploy_running", "Deploy tasks running on this node");
+  return out;
+}
+
+void put(deployer_ptr self, const std::string& table, const std::string& key,
+         std::string value) {
+  if (!self->state.opts.state)
+    return;
+  self
+    ->request(self->state.opts.state, write_timeout, put_atom::value, table, key,
+              std::move(value))
+    .then([](const write_ack&) {},
+          [table, key](const caf::error& err) {
+            log::deploy()->warn("cannot record {}/{}: {}", table, key, describe(err));
+          });
+}
+
+void record(deployer_ptr self, const io::task_record& r) {
+  put(self, "tasks", key_of(r.deploy_id, r.task_id), io::encode(r));
+}
+
+io::task_record queued_record(deployer_ptr self, const waiting_task& w) {
+  const auto& t = w.task;
+  io::task_record r;
+  r.deploy_id = t.deploy_id;
+  r.task_id = t.task_id;
+  r.kind = t.kind;
+  r.repo = t.repo;
+  r.sha = t.sha;
+  r.ref = t.ref;
+  r.role = t.role;
+  r.node = self->state.opts.self;
+  r.queued_at_ms = w.queued_at_ms;
+  r.attempt = t.attempt;
+  auto log_path = self->state.ws.log_path(t.deploy_id, t.task_id);
+  r.log_path = log_path ? *log_path : std::string{};
+  return r;
+}
+
+void finish(deployer_ptr self, const std::string& repo, task_outcome out);
+
+void start(deployer_ptr self, const std::string& repo) {
+  auto& st = self->state;
+  auto& queue = st.waiting[repo];
+  auto w = std::move(queue.front());
+  queue.pop_front();
+  if (queue.empty())
+    st.waiting.erase(repo);
+  auto& run = st.running[repo];
+  run.record = queued_record(self, w);
+  run.record.state = "running";
+  run.record.started_at_ms = now_ms();
+  run.started = steady::now();
+  record(self, run.record);
+  if (st.metrics.running != nullptr)
+    st.metrics.running->inc();
+  log::deploy()->info("task {} started: {} {} {} for role {}",
+                      key_of(w.task.deploy_id, w.task.task_id), w.task.kind, repo,
+                      w.task.sha.substr(0, 12), w.task.role);
+  io::task_run job{std::move(w.task), st.opts.self, st.opts.fleet.deploy.settings.keep_builds,
+                   run.record.log_path};
+  auto worker_handle = self->home_system().spawn<caf::detached>(worker, st.ws, std::move(job));
+  self->request(worker_handle, caf::infinite, deploy_atom::value)
+    .then([=](task_outcome& out) { finish(self, repo, std::move(out)); },
+          [=](const caf::error& err) {
+            auto why = "the worker stopped: " + describe(err);
+            finish(self, repo, {"failed", -1, why, {}, now_ms()});
+          });
+  self->delayed_send(self, st.opts.fleet.deploy.alerts.long_build, tick_atom::value);
+}
+
+// Starts waiting tasks while there is room: the earliest arrival among the
+// repositories that have nothing running.
+void pump(deployer_ptr self) {
+  auto& st = self->state;
+  auto limit = std::max<size_t>(st.opts.fleet.deploy.settings.max_parallel, 1);
+  while (st.running.size() < limit) {
+    const std::string* next = nullptr;
+    uint64_t first = UINT64_MAX;
+    for (const auto& [repo, queue] : st.waiting)
+      if (st.running.count(repo) == 0 && queue.front().seq < first) {
+        first = queue.front().seq;
+        next = &repo;
+      }
+    if (next == nullptr)
+      return;
+    start(self, std::string{*next});
+  }
+}
+
+void count(instruments& m, const std::string& state, double seconds) {
+  if (m.running == nullptr)
+    return;
+  if (auto i = m.finished.find(state); i != m.finished.end())
+    i->second->inc();
+  m.seconds->observe(seconds);
+  m.running->dec();
+}
+
+void finish(deployer_ptr self, const std::string& repo, task_outcome out) {
+  auto& st = self->state;
+  auto i = st.running.find(repo);
+  if (i == st.running.end())
+    return;
+  auto r = std::move(i->second.record);
+  auto seconds = std::chrono::duration<double>(steady::now() - i->second.started).count();
+  st.running.erase(i);
+  r.state = std::move(out.state);
+  r.exit_code = out.exit_code;
+  r.reason = std::move(out.reason);
+  r.log_tail = std::move(out.log_tail);
+  r.finished_at_ms = out.finished_at_ms;
+  record(self, r);
+  count(st.metrics, r.state, seconds);
+  auto key = key_of(r.deploy_id, r.task_id);
+  st.in_flight.erase(key);
+  if (r.state == "succeeded")
+    log::deploy()->info("task {} succeeded in {:.1f} s", key, seconds);
+  else
+    log::deploy()->info("task {} {} in {:.1f} s: {}", key, r.state, seconds, r.reason);
+  pump(self);
+}
+
+std::string alert_key(const io::alert_record& a) {
+  auto at = std::to_string(a.at_ms);
+  return std::string(at.size() < 13 ? 13 - at.size() : 0, '0') + at + "/" + a.id;
+}
+
+void check_long_builds(deployer_ptr self) {
+  auto& st = self->state;
+  auto limit = st.opts.fleet.deploy.alerts.long_build;
+  for (auto& [repo, run] : st.running) {
+    if (run.alerted || steady::now() - run.started < limit)
+      continue;
+    run.alerted = true;
+    const auto& r = run.record;
+    io::alert_record a;
+    a.kind = "long_build";
+    a.id = r.deploy_id + "." + r.task_id + "." + std::to_string(r.attempt) + ".long_build";
+    a.deploy_id = r.deploy_id;
+    a.task_id = r.task_id;
+    a.node = st.opts.self;
+    a.at_ms = now_ms();
+    a.text = "Task " + r.task_id + " of deployment " + r.deploy_id + " (" + r.repo + ", role "
+             + r.role + ") has been running on " + st.opts.self + " for more than "
+             + std::to_string(limit.count()) + " s.";
+    log::deploy()->warn("task {} runs longer than {} s", key_of(r.deploy_id, r.task_id),
+                        limit.count());
+    put(self, "alerts", alert_key(a), io::encode(a));
+  }
+}
+
+caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
+  auto& st = self->state;
+  if (auto problem = io::task_problem(t); !problem.empty()) {
+    log::deploy()->warn("refused a task: {}", problem);
+    return make_error(brd_errc::refused, problem);
+  }
+  auto key = key_of(t.deploy_id, t.task_id);
+  if (!st.in_flight.insert(key).second) {
+    log::deploy()->debug("task {} is already here", key);
+    return t.task_id;
+  }
+  waiting_task w{t, st.next_seq++, now_ms()};
+  record(self, queued_record(self, w));
+  log::deploy()->debug("task {} queued for {}", key, t.repo);
+  st.waiting[t.repo].push_back(std::move(w));
+  pump(self);
+  return t.task_id;
+}
+
+deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  const auto& settings = st.opts.fleet.deploy.settings;
+  st.ws = io::workspace{io::workspace_root(st.opts.data_dir, settings.workspace)};
+  st.metrics = make_instruments(st.opts.metrics.get());
+  return {
+    [=](deploy_atom, deploy_task& t) { return accept(self, t); },
+    [=](tick_atom) { check_long_builds(self); },
+  };
+}
+
+} // namespace
+
+deployer_actor spawn_deployer(caf::actor_system& sys, deployer_options opts) {
+  return sys.spawn(deployer, std::move(opts));
+}
+
+} // namespace brd

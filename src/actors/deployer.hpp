@@ -1,0 +1,73 @@
+// The deployer: runs the deploy tasks sent to this node (one per node,
+// registered with health as service "deployer").
+//
+// Contract:
+// - (deploy_atom, task) replies with the task id once the task is queued, or
+//   brd_errc::refused with a sentence for a malformed task (io::task_problem:
+//   an unknown kind, a sha that is not 40 lowercase hex digits, a repo that
+//   is not owner/name, ids unusable as file names, control characters in ref
+//   or role; for "deploy" also no remote, no script, a script program that is
+//   absolute or climbs out with "..", timeout_s 0). A task whose
+//   (deploy_id, task_id) is already queued or running here is acknowledged
+//   and not queued again.
+// - Tasks of one repository run one at a time, in arrival order; different
+//   repositories run in parallel, up to deploy.max_parallel (the longest
+//   waiting first). Each running task has a detached worker of its own that
+//   does the blocking work (io/task_runner.hpp), so the deployer never blocks.
+// - "deploy": fetch, check out `sha` into a fresh build directory, run
+//   `script` there (argv, never a shell) with the BLACKROAD_* environment and
+//   `timeout_s` as the limit for the whole process group; on success the
+//   build becomes active and the newest deploy.keep_builds builds are kept.
+//   "rollback": re-activate the kept build of `sha`, fetching and running
+//   nothing; it fails when that build is not kept here. The workspace layout,
+//   with the active link at builds/<owner>/<name>/active, is in
+//   io/workspace.hpp.
+// - Progress is written to `state` as task records (io/deploy_records.hpp),
+//   table "tasks", key "<deploy_id>/<task_id>": queued when accepted, running
+//   when started, then succeeded, failed (reason "exit code N", "killed by
+//   signal N", or the git or file system error) or timed_out, with the last
+//   4 KB of output. A task running longer than alerts.long_build gets one
+//   alert record (kind "long_build") in table "alerts", key
+//   "<at_ms, 13 digits>/<id>".
+// - Metrics: brnode_deploy_tasks_total{state}, brnode_deploy_task_seconds,
+//   brnode_deploy_running.
+//
+// A script still running when the node stops keeps its worker (and so the
+// actor system's shutdown) waiting until the script ends or times out.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "runtime/config.hpp"
+#include "runtime/deploy_messages.hpp"
+#include "runtime/messages.hpp"
+
+namespace brd {
+
+namespace io {
+class metrics_registry;
+}
+
+using deployer_actor = caf::typed_actor<
+  caf::replies_to<deploy_atom, deploy_task>::with<std::string>,
+  // Timer: looks for tasks that run longer than alerts.long_build.
+  caf::reacts_to<tick_atom>>;
+
+struct deployer_options {
+  fleet_config fleet; // [deploy] and [alerts] settings
+  node_name self;
+  std::string data_dir; // the workspace lives here unless configured absolute
+  // Where task and alert records go: (put_atom, table, key, value) ->
+  // write_ack. The state actor in a node. An invalid handle drops them.
+  caf::actor state;
+  std::shared_ptr<io::metrics_registry> metrics; // may be null
+};
+
+deployer_actor spawn_deployer(caf::actor_system& sys, deployer_options opts);
+
+} // namespace brd

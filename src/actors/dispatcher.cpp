@@ -1,0 +1,419 @@
+// The dispatcher's intake: loading deliveries and rollback marks, webhook
+// pushes, membership and timers. Deployments in flight are in
+// dispatcher_run.cpp, rollback and retry in dispatcher_ops.cpp.
+#include "actors/dispatcher.hpp"
+
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "actors/dispatcher_state.hpp"
+#include "io/git.hpp"
+#include "io/workspace.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/log.hpp"
+
+namespace brd {
+
+namespace dispatch {
+
+namespace {
+
+constexpr auto tick_interval = std::chrono::seconds(1);
+constexpr uint64_t purge_every_ticks = 300; // deliveries: every 5 minutes
+constexpr uint64_t stall_check_every_ticks = 10;
+constexpr auto store_timeout = std::chrono::seconds(10);
+constexpr uint64_t scan_all = 10'000'000;
+
+// -- deliveries ------------------------------------------------------------------------
+
+int64_t delivery_ttl_ms(const dispatcher_state& st) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           st.opts.fleet.deploy.github.delivery_ttl)
+    .count();
+}
+
+bool is_duplicate(const dispatcher_state& st, const std::string& delivery) {
+  auto i = st.deliveries.find(delivery);
+  return i != st.deliveries.end() && now_ms() - i->second < delivery_ttl_ms(st);
+}
+
+void remember_delivery(dispatcher_ptr self, const std::string& delivery,
+                       const std::string& repo) {
+  auto at = now_ms();
+  self->state.deliveries[delivery] = at;
+  put_row(self, "deployments", delivery_key(delivery),
+          io::encode_record({{"v", 100}, {"at_ms", at}, {"repo", repo}}));
+}
+
+// Drops expired ids from memory, and from the store those this node wrote.
+void purge_deliveries(dispatcher_ptr self) {
+  auto& st = self->state;
+  auto cutoff = now_ms() - delivery_ttl_ms(st);
+  for (auto i = st.deliveries.begin(); i != st.deliveries.end();)
+    i = i->second < cutoff ? st.deliveries.erase(i) : std::next(i);
+  self->request(st.opts.state, store_timeout, scan_atom::value, std::string{"deployments"},
+                std::string{delivery_prefix}, scan_all)
+    .then(
+      [=](std::vector<state_row>& rows) {
+        size_t purged = 0;
+        for (const auto& row : rows) {
+          auto rec = io::decode_record(row.value);
+          if (row.origin == self->state.opts.self && rec
+              && rec->value("at_ms", int64_t{0}) < cutoff) {
+            delete_row(self, "deployments", row.key);
+            ++purged;
+          }
+        }
+        if (purged > 0)
+          log::deploy()->info("purged {} expired webhook delivery ids", purged);
+      },
+      [](caf::error& err) {
+        log::deploy()->warn("cannot scan delivery ids to purge: {}", describe(err));
+      });
+}
+
+// -- loading -----------------------------------------------------------------------------
+
+void on_deployments_row(dispatcher_state& st, const state_entry& e) {
+  if (e.key.rfind(delivery_prefix, 0) == 0) {
+    auto id = e.key.substr(delivery_prefix.size());
+    if (e.tombstone) {
+      st.deliveries.erase(id);
+      return;
+    }
+    if (auto rec = io::decode_record(e.value))
+      st.deliveries[id] = std::max(st.deliveries[id], rec->value("at_ms", int64_t{0}));
+  } else if (e.key.rfind(rollback_prefix, 0) == 0) {
+    if (e.tombstone)
+      st.rolled_back.erase(e.key);
+    else
+      st.rolled_back.insert(e.key);
+  }
+}
+
+http_answer intake(dispatcher_ptr self, const webhook_push& wp);
+
+// Re-follows the pending deployments this node created before a restart.
+void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
+  for (const auto& row : rows) {
+    if (row.origin != self->state.opts.self || row.key.rfind(deployment_prefix, 0) != 0)
+      continue;
+    auto rec = io::decode<io::deployment_record>(row.value);
+    if (!rec || rec->state != "pending")
+      continue;
+    self->request(self->state.opts.state, store_timeout, scan_atom::value,
+                  std::string{"tasks"}, rec->id + "/", uint64_t{10000})
+      .then([=](std::vector<state_row>& task_rows) {
+        deploy_progress p;
+        p.record = *rec;
+        p.received_ns = steady_ns();
+        p.running_observed = p.handover_observed = true; // no latency samples
+        const auto* repo = find_repo(self->state.opts.fleet.deploy, rec->repo);
+        for (const auto& tr : task_rows)
+          if (auto t = io::decode<io::task_record>(tr.value)) {
+            const route_rule* rule = repo ? rule_for_role(*repo, t->role) : nullptr;
+            p.add(*t, rule ? *rule : route_rule{});
+          }
+        for (const auto& [ctx, _] : p.role_states())
+          p.posted["blackroad/deploy/" + ctx] = "pending";
+        p.posted["blackroad/deploy"] = "pending";
+        log::deploy()->info("following deployment {} again ({} tasks)", rec->id, p.tasks.size());
+        auto id = rec->id;
+        self->state.active[id] = std::move(p);
+        for (const auto& [tid, slot] : self->state.active[id].tasks)
+          on_task_row(self, slot.record);
+      });
+  }
+}
+
+void finish_loading(dispatcher_ptr self) {
+  auto& st = self->state;
+  st.loaded = true;
+  log::deploy()->info("dispatcher ready: {} delivery ids, {} rollback marks",
+                      st.deliveries.size(), st.rolled_back.size());
+  auto waiting = std::move(st.waiting);
+  for (auto& w : waiting)
+    w.promise.deliver(intake(self, w.push));
+}
+
+void load(dispatcher_ptr self) {
+  auto& st = self->state;
+  auto scan = [=](std::string prefix) {
+    return self->request(self->state.opts.state, store_timeout, scan_atom::value,
+                         std::string{"deployments"}, std::move(prefix), scan_all);
+  };
+  scan(std::string{delivery_prefix})
+    .then([=](std::vector<state_row>& deliveries) {
+      for (const auto& row : deliveries)
+        on_deployments_row(self->state, row);
+      scan(std::string{rollback_prefix})
+        .then([=](std::vector<state_row>& marks) {
+          for (const auto& row : marks)
+            on_deployments_row(self->state, row);
+          finish_loading(self);
+        });
+    });
+  scan(std::string{deployment_prefix})
+    .then([=](std::vector<state_row>& rows) { resume_pending(self, rows); });
+  self->request(st.opts.health, store_timeout, get_atom::value, members_atom::value)
+    .then([=](std::vector<member_view>& rows) { self->state.members = std::move(rows); });
+}
+
+// -- changed paths from git -------------------------------------------------------------
+
+caf::behavior diff_worker(caf::event_based_actor*) {
+  using result = caf::expected<std::vector<std::string>>;
+  return {[](diff_atom, const std::string& remote, const std::string& dir,
+             const std::string& before, const std::string& after) -> result {
+    if (auto err = io::fetch_repo(remote, dir, std::chrono::minutes{5}))
+      return err;
+    auto diff = io::changed_files(dir, before, after);
+    if (diff)
+      return diff;
+    log::deploy()->info("no diff {}..{} ({}); deploying every file of {}", before.substr(0, 7),
+                        after.substr(0, 7), describe(diff.error()), after.substr(0, 7));
+    return io::list_files(dir, after);
+  }};
+}
+
+void diff_then_start(dispatcher_ptr self, io::deployment_record rec, std::string remote,
+                     int64_t received_ns) {
+  auto& st = self->state;
+  auto dir = st.diff_root + "/" + rec.repo;
+  auto before = io::is_commit_id(rec.before) ? rec.before : std::string(40, '0');
+  self->request(st.diff_worker, std::chrono::minutes{6}, diff_atom::value, remote, dir, before,
+                rec.sha)
+    .then(
+      [=](std::vector<std::string>& changed) mutable {
+        const auto* repo = find_repo(self->state.opts.fleet.deploy, rec.repo);
+        auto rules = repo ? rules_for(*repo, changed) : std::vector<route_rule>{};
+        changed.resize(std::min<size_t>(changed.size(), 100));
+        rec.changed = std::move(changed);
+        auto members = route_members(self->state.opts.fleet, self->state.members);
+        start_deployment(self, rec, slots_for(plan_tasks(rules, members)), received_ns);
+      },
+      [=](caf::error& err) mutable {
+        log::deploy()->warn("deployment {}: cannot compute the changed files of {}@{}: {}",
+                            rec.id, rec.repo, rec.sha.substr(0, 7), describe(err));
+        rec.state = "failure";
+        rec.finished_at_ms = now_ms();
+        put_row(self, "deployments", rec.id, io::encode(rec));
+        raise_alert(self, "deploy_failed",
+                    "deploy " + rec.id + " of " + rec.repo + "@" + rec.sha.substr(0, 7)
+                      + " failed: cannot compute the changed files: " + describe(err),
+                    rec.id);
+      });
+}
+
+// -- webhook pushes ---------------------------------------------------------------------------
+
+http_answer ignored(dispatcher_state& st, const std::string& reason) {
+  count_webhook(st, "ignored");
+  return answer(202, {{"status", "ignored"}, {"reason", reason}});
+}
+
+http_answer intake(dispatcher_ptr self, const webhook_push& wp) {
+  auto& st = self->state;
+  const auto& ev = wp.event;
+  const auto* repo = find_repo(st.opts.fleet.deploy, ev.repo);
+  if (repo == nullptr) {
+    count_webhook(st, "unknown_repo");
+    return answer(404, {{"error", "repository " + ev.repo + " is not in the config"}});
+  }
+  if (is_duplicate(st, ev.delivery)) {
+    count_webhook(st, "duplicate");
+    return answer(200, {{"status", "duplicate"}, {"delivery", ev.delivery}});
+  }
+  remember_delivery(self, ev.delivery, ev.repo);
+  auto decision = decide_ref(*repo, ev);
+  if (!decision.deploy)
+    return ignored(st, decision.reason);
+  if (st.rolled_back.count(rollback_key(ev.repo, decision.sha)) > 0)
+    return ignored(st, decision.sha + " was rolled back; retry one of its deployments "
+                                      "(POST /api/deployments/{id}/retry) to deploy it again");
+  io::deployment_record rec;
+  rec.id = new_deploy_id(st);
+  rec.repo = ev.repo;
+  rec.sha = decision.sha;
+  rec.ref = ev.ref;
+  rec.before = ev.before;
+  rec.pusher = ev.pusher;
+  rec.created_at_ms = now_ms();
+  nlohmann::json reply{{"status", "accepted"}, {"deployment", rec.id},
+                       {"url", target_url(st, rec.id)}};
+  if (needs_git_diff(ev)) {
+    diff_then_start(self, std::move(rec), remote_url(*repo, ev.repo), wp.received_ns);
+    count_webhook(st, "accepted");
+    return answer(202, reply);
+  }
+  auto rules = rules_for(*repo, ev.changed);
+  if (rules.empty())
+    return ignored(st, "no rule of the repository takes the changed paths");
+  rec.changed.assign(ev.changed.begin(),
+                     ev.changed.begin() + std::min<size_t>(ev.changed.size(), 100));
+  auto members = route_members(st.opts.fleet, st.members);
+  reply["tasks"] = start_deployment(self, std::move(rec), slots_for(plan_tasks(rules, members)),
+                                    wp.received_ns);
+  count_webhook(st, "accepted");
+  return answer(202, reply);
+}
+
+// -- membership ---------------------------------------------------------------------------------
+
+void on_member_event(dispatcher_ptr self, const member_event& ev) {
+  auto& st = self->state;
+  st.deployers.erase(ev.node); // a new incarnation has a new deployer
+  for (auto& row : st.members)
+    if (row.node == ev.node)
+      row.state = ev.to;
+  if (ev.to == member_state::down || ev.to == member_state::left)
+    on_node_lost(self, ev.node);
+}
+
+void on_tick(dispatcher_ptr self) {
+  auto& st = self->state;
+  self->delayed_send(self, tick_interval, tick_atom::value);
+  self->request(st.opts.health, tick_interval, get_atom::value, members_atom::value)
+    .then([=](std::vector<member_view>& rows) { self->state.members = std::move(rows); },
+          [](caf::error&) {});
+  if (++st.ticks % purge_every_ticks == 0)
+    purge_deliveries(self);
+  if (st.ticks % stall_check_every_ticks == 0)
+    fail_stalled(self);
+}
+
+dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_options opts) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.diff_root = io::workspace_root(st.opts.data_dir, st.opts.fleet.deploy.settings.workspace)
+                 + "/dispatch";
+  st.next_id = std::random_device{}();
+  if (st.opts.metrics) {
+    std::vector<double> buckets{0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004,
+                                0.0045, 0.005, 0.006, 0.0075, 0.01,  0.015, 0.02,  0.03,
+                                0.05,   0.075, 0.1,   0.25,   0.5,   1,     2.5,   5,  10};
+    st.dispatch_seconds = &st.opts.metrics->histogram(
+      "brnode_deploy_dispatch_seconds",
+      "From a webhook's arrival to every task of its deployment running", buckets);
+    st.handover_seconds = &st.opts.metrics->histogram(
+      "brnode_deploy_handover_seconds",
+      "From a webhook's arrival to every task of its deployment taken by its node", buckets);
+  }
+  st.diff_worker = self->system().spawn<caf::detached>(diff_worker);
+  self->link_to(st.diff_worker);
+  auto me = caf::actor_cast<caf::actor>(self);
+  self->send(st.opts.state, subscribe_atom::value, std::string{"tasks"}, me);
+  self->send(st.opts.state, subscribe_atom::value, std::string{"deployments"}, me);
+  self->send(st.opts.health, subscribe_atom::value, me);
+  load(self);
+  self->delayed_send(self, tick_interval, tick_atom::value);
+  return {
+    [=](webhook_push& wp) -> caf::result<http_answer> {
+      auto& st = self->state;
+      if (st.loaded)
+        return intake(self, wp);
+      auto promise = self->make_response_promise<http_answer>();
+      st.waiting.push_back({std::move(wp), promise});
+      return promise;
+    },
+    [=](rollback_atom, const rollback_request& req) { return rollback(self, req); },
+    [=](retry_atom, const std::string& id) { return retry(self, id); },
+    [=](const state_entry& e) {
+      if (e.table == "deployments") {
+        on_deployments_row(self->state, e);
+      } else if (e.table == "tasks" && !e.tombstone) {
+        if (auto row = io::decode<io::task_record>(e.value))
+          on_task_row(self, *row);
+      }
+    },
+    [=](const member_event& ev) { on_member_event(self, ev); },
+    [=](tick_atom) { on_tick(self); },
+  };
+}
+
+} // namespace
+
+// -- shared helpers (dispatcher_state.hpp) ------------------------------------------------------
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+http_answer answer(int status, const nlohmann::json& body) {
+  return {status, body.dump()};
+}
+
+void count_webhook(dispatcher_state& st, const std::string& result) {
+  if (!st.opts.metrics)
+    return;
+  auto& c = st.webhooks_total[result];
+  if (c == nullptr)
+    c = &st.opts.metrics->counter("brnode_webhooks_total",
+                                  "GitHub webhooks by what the dispatcher did with them",
+                                  {{"result", result}});
+  c->inc();
+}
+
+void put_row(dispatcher_ptr self, const std::string& table, const std::string& key,
+             std::string value) {
+  self->request(self->state.opts.state, store_timeout, put_atom::value, table, key,
+                std::move(value))
+    .then([](write_ack&) {},
+          [=](caf::error& err) {
+            log::deploy()->warn("cannot write {}/{}: {}", table, key, describe(err));
+          });
+}
+
+void delete_row(dispatcher_ptr self, const std::string& table, const std::string& key) {
+  self->request(self->state.opts.state, store_timeout, delete_atom::value, table, key)
+    .then([](write_ack&) {},
+          [=](caf::error& err) {
+            log::deploy()->warn("cannot delete {}/{}: {}", table, key, describe(err));
+          });
+}
+
+void raise_alert(dispatcher_ptr self, const std::string& kind, const std::string& text,
+                 const std::string& deploy_id, const std::string& task_id,
+                 const std::string& node) {
+  io::alert_record a;
+  a.at_ms = now_ms();
+  a.id = kind + "-" + new_deploy_id(self->state).substr(2);
+  a.kind = kind;
+  a.text = text;
+  a.deploy_id = deploy_id;
+  a.task_id = task_id;
+  a.node = node;
+  log::deploy()->warn("alert: {}", text);
+  put_row(self, "alerts", std::to_string(a.at_ms) + "/" + a.id, io::encode(a));
+}
+
+std::string new_deploy_id(dispatcher_state& st) {
+  static thread_local std::minstd_rand random{std::random_device{}()};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "d-%013lld-%04x%04x", static_cast<long long>(now_ms()),
+                static_cast<unsigned>(st.next_id++ & 0xffff),
+                static_cast<unsigned>(random() & 0xffff));
+  return buf;
+}
+
+std::string target_url(const dispatcher_state& st, const std::string& deploy_id) {
+  return st.opts.public_url + "/deployments/" + deploy_id;
+}
+
+} // namespace dispatch
+
+dispatcher_actor spawn_dispatcher(caf::actor_system& sys, dispatcher_options opts) {
+  return sys.spawn(dispatch::dispatcher, std::move(opts));
+}
+
+} // namespace brd

@@ -1,0 +1,354 @@
+// Deployments in flight: writing their rows, handing tasks to deployers,
+// following task rows, statuses, alerts, and nodes lost mid-task.
+#include <functional>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/dispatcher_state.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/log.hpp"
+
+namespace brd::dispatch {
+
+namespace {
+
+constexpr auto store_timeout = std::chrono::seconds(10);
+constexpr auto hand_over_timeout = std::chrono::seconds(10);
+const std::string overall_context = "blackroad/deploy";
+
+std::string role_context(const std::string& role) {
+  return overall_context + "/" + role;
+}
+
+std::string short_sha(const std::string& sha) {
+  return sha.substr(0, 7);
+}
+
+void post_status(dispatcher_ptr self, deploy_progress& p, const std::string& context,
+                 const std::string& state, const std::string& role) {
+  auto& st = self->state;
+  if (p.record.kind != "deploy" || !st.opts.poster || p.posted[context] == state)
+    return;
+  p.posted[context] = state;
+  self->send(st.opts.poster, commit_status{p.record.repo, p.record.sha, state, context,
+                                           status_description(p, role, state),
+                                           target_url(st, p.record.id)});
+}
+
+void write_task(dispatcher_ptr self, const io::task_record& t) {
+  put_row(self, "tasks", task_key(t.deploy_id, t.task_id), io::encode(t));
+}
+
+deploy_task to_message(const dispatcher_state& st, const task_slot& slot) {
+  const auto& r = slot.record;
+  deploy_task m;
+  m.deploy_id = r.deploy_id;
+  m.task_id = r.task_id;
+  m.kind = r.kind;
+  m.repo = r.repo;
+  if (const auto* repo = find_repo(st.opts.fleet.deploy, r.repo))
+    m.remote = remote_url(*repo, r.repo);
+  m.sha = r.sha;
+  m.ref = r.ref;
+  m.role = r.role;
+  m.script = slot.rule.script;
+  m.timeout_s = static_cast<uint32_t>(std::max<int64_t>(1, slot.rule.timeout.count()));
+  m.attempt = r.attempt;
+  return m;
+}
+
+// Checks whether deployment `id` is done: statuses, latency, final record.
+void progress(dispatcher_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.active.find(id);
+  if (i == st.active.end())
+    return;
+  auto& p = i->second;
+  if (!p.running_observed && p.all_started()) {
+    p.running_observed = true;
+    bool any_assigned = false;
+    for (const auto& [tid, slot] : p.tasks)
+      any_assigned = any_assigned || !slot.record.node.empty();
+    if (st.dispatch_seconds != nullptr && any_assigned && p.received_ns > 0)
+      st.dispatch_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
+  }
+  for (const auto& [role, state] : p.role_states())
+    if (state != "pending")
+      post_status(self, p, role_context(role), state, role);
+  if (!p.finished())
+    return;
+  auto overall = p.overall();
+  post_status(self, p, overall_context, overall, {});
+  p.record.state = overall;
+  p.record.finished_at_ms = now_ms();
+  put_row(self, "deployments", id, io::encode(p.record));
+  if (st.opts.metrics)
+    st.opts.metrics
+      ->counter("brnode_deployments_total", "Deployments by final state", {{"state", overall}})
+      .inc();
+  auto what = p.record.kind + " " + id + " of " + p.record.repo + "@" + short_sha(p.record.sha);
+  if (overall == "success") {
+    log::deploy()->info("{} succeeded on {} tasks", what, p.counted());
+  } else {
+    std::string task_id, node;
+    for (const auto& [tid, slot] : p.tasks)
+      if (!slot.superseded && slot.record.state != "succeeded" && task_id.empty()) {
+        task_id = tid;
+        node = slot.record.node;
+      }
+    raise_alert(self, "deploy_failed", what + " failed: " + p.first_failure(), id, task_id, node);
+  }
+  st.active.erase(i);
+}
+
+void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
+               const std::string& reason) {
+  auto& st = self->state;
+  auto i = st.active.find(id);
+  if (i == st.active.end())
+    return;
+  auto t = i->second.tasks.find(task_id);
+  if (t == i->second.tasks.end() || is_final_state(t->second.record.state))
+    return;
+  auto& r = t->second.record;
+  r.state = "failed";
+  r.reason = reason;
+  r.finished_at_ms = now_ms();
+  log::deploy()->warn("task {}/{} failed: {}", id, task_id, reason);
+  write_task(self, r);
+  progress(self, id);
+}
+
+using deployer_callback = std::function<void(caf::actor)>;
+using error_callback = std::function<void(const caf::error&)>;
+
+// The deployer of `node`, from the cache or the node's service directory.
+void with_deployer(dispatcher_ptr self, const node_name& node, deployer_callback then,
+                   error_callback fail) {
+  auto& st = self->state;
+  if (auto i = st.deployers.find(node); i != st.deployers.end()) {
+    then(i->second);
+    return;
+  }
+  self->request(st.opts.health, hand_over_timeout, get_atom::value, node, std::string{"deployer"})
+    .then(
+      [=](caf::actor& deployer) {
+        if (!deployer) {
+          fail(make_error(brd_errc::unknown_node, "node '" + node + "' runs no deployer"));
+          return;
+        }
+        self->state.deployers[node] = deployer;
+        then(deployer);
+      },
+      [=](caf::error& err) { fail(err); });
+}
+
+// A deployer took a task: when all have, that is the hand-over latency.
+void handed_over(dispatcher_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.active.find(id);
+  if (i == st.active.end())
+    return;
+  auto& p = i->second;
+  if (++p.handed_over < p.assigned() || p.handover_observed)
+    return;
+  p.handover_observed = true;
+  if (st.handover_seconds != nullptr && p.received_ns > 0)
+    st.handover_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
+}
+
+void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
+  auto& st = self->state;
+  auto i = st.active.find(id);
+  if (i == st.active.end())
+    return;
+  auto t = i->second.tasks.find(task_id);
+  if (t == i->second.tasks.end() || is_final_state(t->second.record.state))
+    return;
+  auto msg = to_message(st, t->second);
+  auto node = t->second.record.node;
+  with_deployer(
+    self, node,
+    [=](caf::actor deployer) {
+      self->request(deployer, hand_over_timeout, deploy_atom::value, msg)
+        .then([=](std::string&) { handed_over(self, id); },
+              [=](caf::error& err) {
+                self->state.deployers.erase(node);
+                fail_task(self, id, task_id,
+                          "node " + node + " did not take the task: " + describe(err));
+              });
+    },
+    [=](const caf::error& err) {
+      fail_task(self, id, task_id,
+                "cannot reach the deployer of node " + node + ": " + describe(err));
+    });
+}
+
+// Writes the queued row, then hands the task over once it is durable here
+// (so the deployer's later rows win the merge).
+void write_and_hand_over(dispatcher_ptr self, const io::task_record& t) {
+  auto id = t.deploy_id;
+  auto task_id = t.task_id;
+  self->request(self->state.opts.state, store_timeout, put_atom::value, std::string{"tasks"},
+                task_key(id, task_id), io::encode(t))
+    .then([=](write_ack&) { hand_over(self, id, task_id); },
+          [=](caf::error& err) {
+            fail_task(self, id, task_id, "cannot write the task row: " + describe(err));
+          });
+}
+
+// Runs a task lost with its node again on another live node of the role.
+void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
+  auto& st = self->state;
+  auto tried = p.nodes_of_role(lost.record.role);
+  auto members = route_members(st.opts.fleet, st.members);
+  auto targets = targets_for(lost.rule, members, {tried.begin(), tried.end()});
+  if (targets.empty()) {
+    log::deploy()->warn("task {}/{}: no other live node holds role {}", p.record.id,
+                        lost.record.task_id, lost.record.role);
+    return;
+  }
+  lost.superseded = true;
+  io::task_record next = lost.record;
+  next.node = targets.front();
+  next.attempt = lost.record.attempt + 1;
+  next.task_id = make_task_id(next.role, next.node, next.attempt);
+  next.state = "queued";
+  next.reason.clear();
+  next.exit_code = -1;
+  next.log_tail.clear();
+  next.log_path.clear();
+  next.queued_at_ms = now_ms();
+  next.started_at_ms = next.finished_at_ms = 0;
+  log::deploy()->info("task {}/{} runs again on {} as {}", p.record.id, lost.record.task_id,
+                      next.node, next.task_id);
+  p.record.task_ids.push_back(next.task_id);
+  put_row(self, "deployments", p.record.id, io::encode(p.record));
+  p.add(next, lost.rule);
+  write_and_hand_over(self, next);
+}
+
+} // namespace
+
+std::vector<task_slot> slots_for(const std::vector<planned_task>& planned) {
+  std::vector<task_slot> out;
+  for (const auto& task : planned) {
+    task_slot slot;
+    slot.rule = task.rule;
+    slot.record.role = task.rule.role;
+    slot.record.node = task.node;
+    out.push_back(std::move(slot));
+  }
+  return out;
+}
+
+size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
+                        std::vector<task_slot> slots, int64_t received_ns) {
+  auto& st = self->state;
+  deploy_progress p;
+  p.received_ns = received_ns;
+  auto now = now_ms();
+  for (auto& slot : slots) {
+    auto& t = slot.record;
+    t.deploy_id = rec.id;
+    t.kind = rec.kind;
+    t.repo = rec.repo;
+    if (t.sha.empty())
+      t.sha = rec.sha;
+    t.ref = rec.ref;
+    t.task_id = make_task_id(t.role, t.node, t.attempt);
+    t.queued_at_ms = now;
+    if (t.node.empty()) {
+      t.state = "unassigned";
+      t.reason = "no live node holds role " + t.role;
+      t.finished_at_ms = now;
+    }
+    rec.task_ids.push_back(t.task_id);
+    p.add(t, slot.rule);
+  }
+  p.record = rec;
+  put_row(self, "deployments", rec.id, io::encode(rec));
+  auto id = rec.id;
+  auto& prog = st.active.insert_or_assign(id, std::move(p)).first->second;
+  for (const auto& [role, state] : prog.role_states())
+    post_status(self, prog, role_context(role), "pending", role);
+  post_status(self, prog, overall_context, "pending", {});
+  log::deploy()->info("{} {} of {}@{} ({}): {} tasks", rec.kind, id, rec.repo,
+                      short_sha(rec.sha), rec.ref, prog.tasks.size());
+  for (const auto& [task_id, slot] : prog.tasks) {
+    const auto& t = slot.record;
+    if (t.state != "unassigned") {
+      write_and_hand_over(self, t);
+      continue;
+    }
+    write_task(self, t);
+    raise_alert(self, "unassigned",
+                rec.kind + " " + id + " of " + rec.repo + "@" + short_sha(rec.sha)
+                  + ": no live node holds role " + t.role,
+                id, task_id);
+  }
+  auto count = prog.tasks.size();
+  progress(self, id);
+  return count;
+}
+
+void on_task_row(dispatcher_ptr self, const io::task_record& row) {
+  auto& st = self->state;
+  auto i = st.active.find(row.deploy_id);
+  if (i == st.active.end() || !i->second.apply(row))
+    return;
+  progress(self, row.deploy_id);
+}
+
+void on_node_lost(dispatcher_ptr self, const node_name& node) {
+  auto& st = self->state;
+  std::vector<std::string> lost;
+  std::vector<std::string> ids;
+  for (const auto& [id, p] : st.active)
+    ids.push_back(id);
+  for (const auto& id : ids) {
+    auto& p = st.active.at(id);
+    for (const auto& task_id : p.open_tasks_on(node)) {
+      auto& slot = p.tasks.at(task_id);
+      slot.record.state = "failed";
+      slot.record.reason = "node lost";
+      slot.record.finished_at_ms = now_ms();
+      write_task(self, slot.record);
+      lost.push_back(id + "/" + task_id);
+      if (p.record.kind == "deploy" && slot.rule.placement == placement::one)
+        place_again(self, p, slot);
+    }
+    progress(self, id);
+  }
+  if (lost.empty())
+    return;
+  std::string list;
+  for (size_t i = 0; i < lost.size() && i < 5; ++i)
+    list += (i > 0 ? ", " : "") + lost[i];
+  if (lost.size() > 5)
+    list += " and " + std::to_string(lost.size() - 5) + " more";
+  raise_alert(self, "node_offline",
+              "node " + node + " went offline holding " + std::to_string(lost.size())
+                + (lost.size() == 1 ? " task: " : " tasks: ") + list,
+              {}, {}, node);
+}
+
+void fail_stalled(dispatcher_ptr self) {
+  constexpr int64_t grace_ms = 120'000;
+  auto now = now_ms();
+  std::vector<std::pair<std::string, std::string>> stalled;
+  for (const auto& [id, p] : self->state.active)
+    for (const auto& [task_id, slot] : p.tasks) {
+      const auto& r = slot.record;
+      auto limit_ms = std::chrono::duration_cast<std::chrono::milliseconds>(slot.rule.timeout).count();
+      if (!slot.superseded && r.state == "running" && r.started_at_ms > 0
+          && now - r.started_at_ms > limit_ms + grace_ms)
+        stalled.emplace_back(id, task_id);
+    }
+  for (const auto& [id, task_id] : stalled) {
+    auto node = self->state.active.at(id).tasks.at(task_id).record.node;
+    fail_task(self, id, task_id, "no progress from node " + node);
+  }
+}
+
+} // namespace brd::dispatch

@@ -1,0 +1,93 @@
+// Internal to the dispatcher (dispatcher*.cpp): its state and the functions
+// its source files share. Not for other code; see dispatcher.hpp.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/dispatcher.hpp"
+#include "io/deploy_records.hpp"
+#include "io/metrics.hpp"
+#include "runtime/deploy_progress.hpp"
+#include "runtime/routing.hpp"
+
+namespace brd::dispatch {
+
+using diff_atom = caf::atom_constant<caf::atom("diff")>;
+
+struct waiting_push {
+  webhook_push push;
+  caf::typed_response_promise<http_answer> promise;
+};
+
+struct dispatcher_state {
+  dispatcher_options opts;
+  std::string diff_root; // <workspace>/dispatch
+  bool loaded = false;   // deliveries and rollback marks read from the store
+  std::vector<waiting_push> waiting;
+  std::unordered_map<std::string, int64_t> deliveries; // id -> seen at (ms)
+  std::set<std::string> rolled_back;                   // rollback keys
+  std::vector<member_view> members;
+  std::map<node_name, caf::actor> deployers;
+  std::map<std::string, deploy_progress> active; // by deployment id
+  caf::actor diff_worker;
+  uint32_t next_id = 0;
+  uint64_t ticks = 0;
+  io::histogram* dispatch_seconds = nullptr; // arrival -> every task running
+  io::histogram* handover_seconds = nullptr; // arrival -> every task taken
+  std::map<std::string, io::counter*> webhooks_total; // by result
+};
+
+using dispatcher_ptr = dispatcher_actor::stateful_pointer<dispatcher_state>;
+
+int64_t now_ms();
+int64_t steady_ns();
+http_answer answer(int status, const nlohmann::json& body);
+void count_webhook(dispatcher_state& st, const std::string& result);
+
+// Fire-and-forget writes to the state actor (failures are logged).
+void put_row(dispatcher_ptr self, const std::string& table, const std::string& key,
+             std::string value);
+void delete_row(dispatcher_ptr self, const std::string& table, const std::string& key);
+void raise_alert(dispatcher_ptr self, const std::string& kind, const std::string& text,
+                 const std::string& deploy_id = {}, const std::string& task_id = {},
+                 const std::string& node = {});
+
+std::string new_deploy_id(dispatcher_state& st);
+std::string target_url(const dispatcher_state& st, const std::string& deploy_id);
+
+// -- dispatcher_run.cpp: deployments in flight ------------------------------------
+
+// Writes the deployment and its task rows, posts pending statuses, and hands
+// each assigned task to its node once its row is durable. The slots carry
+// prefilled records (role, node, kind, state, attempt); ids and common
+// fields are filled here. Returns the number of tasks.
+size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
+                        std::vector<task_slot> slots, int64_t received_ns);
+
+// Slots for planned tasks of a push (kind deploy).
+std::vector<task_slot> slots_for(const std::vector<planned_task>& planned);
+
+// A row of the `tasks` table arrived (ours or a deployer's).
+void on_task_row(dispatcher_ptr self, const io::task_record& row);
+
+// A member went down or left: fail its open tasks, re-place "one" tasks.
+void on_node_lost(dispatcher_ptr self, const node_name& node);
+
+// Fails tasks still running long after their timeout (their node lost
+// them without going down): reason "no progress from <node>".
+void fail_stalled(dispatcher_ptr self);
+
+// -- dispatcher_ops.cpp: rollback and retry ----------------------------------------
+
+caf::result<http_answer> rollback(dispatcher_ptr self, const rollback_request& req);
+caf::result<http_answer> retry(dispatcher_ptr self, const std::string& deploy_id);
+
+} // namespace brd::dispatch

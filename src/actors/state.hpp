@@ -1,0 +1,90 @@
+// The state actor: this node's copy of the replicated fleet state (tables
+// such as `deployments`, `nodes`, `tasks`; see io/state_store.hpp for the
+// storage and the merge rule) and the replication of it to every peer.
+//
+// Contract for local clients (other actors, HTTP handlers, brsh):
+// - Reads are local and see every write this node has committed or applied.
+// - A write's reply (write_ack) means the write is durable on this node: its
+//   row, log entry and version vector went into one synced RocksDB batch.
+//   Writes that arrive while a commit is running share the next commit
+//   (group commit). With `wait_for` N the reply waits until N peers also
+//   report holding the write; after `state_options::wait_timeout` it is
+//   brd_errc::timeout (the write itself stays durable and replicates).
+// - Bad requests (unknown table, a value that is not a msgpack record map
+//   with a known "v" schema version, wait_for above the number of peers) are
+//   brd_errc::refused with a sentence saying why.
+// - A subscriber receives one state_entry per change of its table applied
+//   here, local or remote, in apply order, until it terminates.
+//
+// Contract between peers: each node pushes to each connected peer what that
+// peer lacks, at most one batch in flight per peer; the peer answers with
+// its version vector. See state.cpp for the protocol.
+//
+// The actor runs detached: commits block on fsync.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/health.hpp"
+#include "runtime/config.hpp"
+#include "runtime/messages.hpp"
+
+namespace brd {
+
+namespace io {
+class metrics_registry;
+class state_store;
+} // namespace io
+
+using state_actor = caf::typed_actor<
+  // -- local clients ----------------------------------------------------------
+  // put (table, key, value): durable here, then the reply.
+  caf::replies_to<put_atom, std::string, std::string, std::string>::with<write_ack>,
+  // put (table, key, value, wait_for): durable here and held by wait_for peers.
+  caf::replies_to<put_atom, std::string, std::string, std::string,
+                  uint32_t>::with<write_ack>,
+  // delete (table, key) and delete (table, key, wait_for): writes a tombstone.
+  caf::replies_to<delete_atom, std::string, std::string>::with<write_ack>,
+  caf::replies_to<delete_atom, std::string, std::string, uint32_t>::with<write_ack>,
+  // get (table, key): the live row, as zero or one rows.
+  caf::replies_to<get_atom, std::string, std::string>::with<std::vector<state_row>>,
+  // scan (table, prefix, limit): live rows in key order.
+  caf::replies_to<scan_atom, std::string, std::string, uint64_t>::with<
+    std::vector<state_row>>,
+  // subscribe (table, subscriber): state_entry messages until it terminates.
+  caf::reacts_to<subscribe_atom, std::string, caf::actor>,
+  // digest: one hex hash per table, and this node's version vector.
+  caf::replies_to<digest_atom>::with<std::map<std::string, std::string>,
+                                     std::map<std::string, uint64_t>>,
+  // -- peers ------------------------------------------------------------------
+  // Entries a peer pushes (an empty batch is a probe); the reply is our
+  // version vector after applying what we could.
+  caf::replies_to<repl_batch>::with<std::map<std::string, uint64_t>>,
+  caf::replies_to<state_snapshot>::with<std::map<std::string, uint64_t>>,
+  // -- the local health actor and timers -------------------------------------
+  caf::reacts_to<member_event>, caf::reacts_to<flush_atom>,
+  caf::reacts_to<tick_atom>>;
+
+struct state_options {
+  fleet_config fleet; // every configured node is a peer and a known origin
+  node_name self;
+  std::shared_ptr<io::state_store> store; // opened by the caller
+  health_actor health;                    // member events, peer lookup
+  std::shared_ptr<io::metrics_registry> metrics;
+  std::chrono::milliseconds wait_timeout{5000}; // bound for wait_for
+};
+
+// Spawns the state actor (detached), subscribed to `health`'s member events.
+// The caller registers it with health as service "state".
+state_actor spawn_state(caf::actor_system& sys, state_options opts);
+
+} // namespace brd

@@ -1,0 +1,94 @@
+// Records of push-to-deploy as they live in the replicated state tables.
+// Each is encoded as a msgpack map with a "v" schema version (via
+// nlohmann::json's msgpack support), so state_store accepts it and older
+// readers ignore fields they do not know. The same JSON shape is what
+// /api/deployments and brsh show.
+//
+// Table      key                           owner (only writer)
+// deployments <deploy_id>                  the dispatching edge node
+// deployments delivery/<X-GitHub-Delivery> the edge node that received it
+// tasks      <deploy_id>/<task_id>         the executing node (the
+//                                          dispatcher writes only the
+//                                          initial queued/unassigned row and
+//                                          "node lost")
+// alerts     <time>/<id>                   the node that raised it
+// deployments rollback/<repo>/<sha>        whoever rolled back (fleet-wide
+//                                          "do not auto-deploy" mark)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/expected.hpp>
+#include <nlohmann/json.hpp>
+
+namespace brd::io {
+
+// Task states: queued -> running -> succeeded | failed | timed_out;
+// unassigned when no live node holds the role.
+struct task_record {
+  static constexpr uint32_t current_version = 100; // major 1, minor 0
+  uint32_t v = current_version;
+  std::string deploy_id, task_id, kind = "deploy";
+  std::string repo, sha, ref, role, node;
+  std::string state = "queued";
+  int exit_code = -1;
+  std::string reason;   // why it failed, e.g. "node lost", "exit code 3"
+  std::string log_tail; // last lines of the script's output
+  std::string log_path; // on the executing node
+  int64_t queued_at_ms = 0, started_at_ms = 0, finished_at_ms = 0;
+  uint32_t attempt = 1;
+};
+
+struct deployment_record {
+  static constexpr uint32_t current_version = 100;
+  uint32_t v = current_version;
+  std::string id, kind = "deploy"; // "deploy" | "rollback"
+  std::string repo, sha, ref, before, pusher;
+  std::string state = "pending"; // pending | success | failure
+  std::vector<std::string> task_ids;
+  std::vector<std::string> changed; // first 100 changed paths
+  int64_t created_at_ms = 0, finished_at_ms = 0;
+};
+
+struct alert_record {
+  static constexpr uint32_t current_version = 100;
+  uint32_t v = current_version;
+  std::string id, kind; // deploy_failed | node_offline | long_build | unassigned
+  std::string text;     // one sentence for humans (and Slack)
+  std::string deploy_id, task_id, node;
+  int64_t at_ms = 0;
+};
+
+void to_json(nlohmann::json& j, const task_record& x);
+void from_json(const nlohmann::json& j, task_record& x);
+void to_json(nlohmann::json& j, const deployment_record& x);
+void from_json(const nlohmann::json& j, deployment_record& x);
+void to_json(nlohmann::json& j, const alert_record& x);
+void from_json(const nlohmann::json& j, alert_record& x);
+
+// msgpack bytes for the state tables.
+std::string encode_record(const nlohmann::json& j);
+// The JSON of msgpack bytes; brd_errc::io_failure "corrupt record" when the
+// bytes are not a msgpack map.
+caf::expected<nlohmann::json> decode_record(std::string_view bytes);
+
+template <class Record>
+std::string encode(const Record& x) {
+  return encode_record(nlohmann::json(x));
+}
+
+// Missing fields keep their defaults; unknown fields are ignored.
+template <class Record>
+caf::expected<Record> decode(std::string_view bytes) {
+  auto j = decode_record(bytes);
+  if (!j)
+    return j.error();
+  Record x;
+  from_json(*j, x);
+  return x;
+}
+
+} // namespace brd::io

@@ -1,0 +1,234 @@
+// Each operation is a short sequence of git commands; run_git() turns a
+// failed one into an error value. See git.hpp for the contract.
+#include "io/git.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "io/process.hpp"
+#include "runtime/errors.hpp"
+
+namespace brd::io {
+
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+struct git_call {
+  std::vector<std::string> args; // after "git"
+  std::string what;              // for messages: "git fetch of URL"
+  milliseconds timeout;
+  std::string log_path;
+  std::vector<std::pair<std::string, std::string>> env;
+  bool capture_stdout = false;
+};
+
+// The last few non-empty lines of git's output, enough to say why it failed.
+std::string last_lines(std::string tail, size_t count = 3) {
+  std::replace(tail.begin(), tail.end(), '\r', '\n'); // progress lines
+  std::vector<std::string_view> lines;
+  std::string_view rest{tail};
+  while (!rest.empty()) {
+    auto nl = std::min(rest.find('\n'), rest.size());
+    if (nl > 0)
+      lines.push_back(rest.substr(0, nl));
+    rest.remove_prefix(std::min(nl + 1, rest.size()));
+  }
+  std::string text;
+  for (size_t i = lines.size() > count ? lines.size() - count : 0; i < lines.size(); ++i)
+    text += (text.empty() ? "" : " | ") + std::string{lines[i]};
+  return text.size() > 600 ? text.substr(text.size() - 600) : text;
+}
+
+caf::expected<process_result> run_git(git_call call) {
+  process_spec spec;
+  spec.argv = {"git"};
+  spec.argv.insert(spec.argv.end(), call.args.begin(), call.args.end());
+  spec.env = std::move(call.env);
+  spec.env.emplace_back("GIT_TERMINAL_PROMPT", "0");
+  spec.env.emplace_back("LC_ALL", "C");
+  spec.timeout = call.timeout;
+  spec.log_path = call.log_path;
+  spec.capture_stdout = call.capture_stdout;
+  auto result = run_process(spec);
+  if (!result)
+    return result.error();
+  if (result->timed_out)
+    return make_error(brd_errc::timeout, call.what + " timed out after "
+                                           + std::to_string(call.timeout.count()) + " ms");
+  if (!result->succeeded()) {
+    auto why = result->signal != 0 ? "signal " + std::to_string(result->signal)
+                                   : "exit " + std::to_string(result->exit_code);
+    return make_error(brd_errc::io_failure,
+                      call.what + " failed (" + why + "): " + last_lines(result->tail));
+  }
+  if (result->output_truncated)
+    return make_error(brd_errc::io_failure, call.what + " gave more output than we keep");
+  return result;
+}
+
+caf::error check_commit_id(std::string_view sha, std::string_view name) {
+  if (is_commit_id(sha))
+    return {};
+  return make_error(brd_errc::refused, std::string{name}
+                                         + " is not a commit id (40 lowercase hex digits)");
+}
+
+bool is_bare_repository(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(fs::path{dir} / "HEAD", ec)
+         && fs::is_directory(fs::path{dir} / "objects", ec);
+}
+
+std::vector<std::string> split_nul(const std::string& output) {
+  std::vector<std::string> paths;
+  size_t begin = 0;
+  while (begin < output.size()) {
+    auto end = output.find('\0', begin);
+    if (end == std::string::npos)
+      end = output.size();
+    if (end > begin)
+      paths.emplace_back(output, begin, end - begin);
+    begin = end + 1;
+  }
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  return paths;
+}
+
+caf::error remove_if_present(const fs::path& p) {
+  std::error_code ec;
+  fs::remove_all(p, ec);
+  if (ec)
+    return make_error(brd_errc::io_failure, "cannot remove " + p.string() + ": " + ec.message());
+  return {};
+}
+
+} // namespace
+
+bool is_commit_id(std::string_view sha) {
+  return sha.size() == 40 && std::all_of(sha.begin(), sha.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool is_zero_commit_id(std::string_view sha) {
+  return sha.size() == 40 && sha.find_first_not_of('0') == std::string_view::npos;
+}
+
+std::string redact_url(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string_view::npos)
+    return std::string{url};
+  auto host_start = scheme + 3;
+  auto path_start = std::min(url.find('/', host_start), url.size());
+  auto at = url.rfind('@', path_start);
+  if (at == std::string_view::npos || at < host_start)
+    return std::string{url};
+  return std::string{url.substr(0, host_start)} + std::string{url.substr(at + 1)};
+}
+
+caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir,
+                      milliseconds timeout, const std::string& log_path) {
+  auto what = "git fetch of " + redact_url(remote_url);
+  if (!is_bare_repository(repo_dir)) {
+    std::error_code ec;
+    fs::create_directories(repo_dir, ec);
+    if (ec)
+      return make_error(brd_errc::io_failure, "cannot create " + repo_dir + ": " + ec.message());
+    auto init = run_git({{"init", "--quiet", "--bare", "--", repo_dir},
+                         "git init of " + repo_dir, timeout, log_path});
+    if (!init)
+      return init.error();
+  }
+  auto git_dir = "--git-dir=" + repo_dir;
+  auto set_url = run_git({{git_dir, "config", "--", "remote.origin.url", remote_url},
+                          "setting the remote of " + repo_dir, timeout, log_path});
+  if (!set_url)
+    return set_url.error();
+  auto fetch = run_git({{git_dir, "fetch", "--prune", "--no-tags", "--", "origin",
+                         "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
+                        what, timeout, log_path});
+  if (!fetch)
+    return fetch.error();
+  return {};
+}
+
+caf::error checkout(const std::string& repo_dir, const std::string& sha,
+                    const std::string& build_dir, milliseconds timeout,
+                    const std::string& log_path) {
+  if (auto err = check_commit_id(sha, "the sha to check out"))
+    return err;
+  std::error_code ec;
+  if (fs::exists(build_dir, ec) || ec)
+    return make_error(brd_errc::refused, "build directory " + build_dir + " already exists");
+  auto git_dir = "--git-dir=" + repo_dir;
+  auto exists = run_git({{git_dir, "cat-file", "-e", sha + "^{commit}"},
+                         "looking up commit " + sha + " in " + repo_dir, timeout, log_path});
+  if (!exists)
+    return exists.error();
+  fs::path partial = build_dir + ".partial";
+  fs::path index = build_dir + ".partial.index";
+  if (auto err = remove_if_present(partial))
+    return err;
+  remove_if_present(index);
+  fs::create_directories(partial, ec);
+  if (ec)
+    return make_error(brd_errc::io_failure, "cannot create " + partial.string() + ": "
+                                              + ec.message());
+  // A private index: the repository's own index and HEAD stay as they are.
+  std::vector<std::pair<std::string, std::string>> env{{"GIT_INDEX_FILE", index.string()}};
+  auto what = "git checkout of " + sha + " into " + build_dir;
+  auto read = run_git({{git_dir, "read-tree", sha}, what, timeout, log_path, env});
+  auto written = read ? run_git({{git_dir, "--work-tree=" + partial.string(),
+                                  "checkout-index", "--all", "--force"},
+                                 what, timeout, log_path, env})
+                      : read;
+  remove_if_present(index);
+  if (!written) {
+    remove_if_present(partial);
+    return written.error();
+  }
+  fs::rename(partial, build_dir, ec);
+  if (ec)
+    return make_error(brd_errc::io_failure, "cannot rename " + partial.string() + " to "
+                                              + build_dir + ": " + ec.message());
+  return {};
+}
+
+caf::expected<std::vector<std::string>>
+changed_files(const std::string& repo_dir, const std::string& before, const std::string& after,
+              milliseconds timeout) {
+  if (!is_zero_commit_id(before))
+    if (auto err = check_commit_id(before, "before"))
+      return err;
+  if (!is_zero_commit_id(after))
+    if (auto err = check_commit_id(after, "after"))
+      return err;
+  if (is_zero_commit_id(after))
+    return std::vector<std::string>{};
+  if (is_zero_commit_id(before))
+    return list_files(repo_dir, after, timeout);
+  auto diff = run_git({{"--git-dir=" + repo_dir, "diff-tree", "-r", "-z", "--name-only",
+                        "--no-renames", "--no-commit-id", before, after, "--"},
+                       "git diff of " + before + ".." + after + " in " + repo_dir, timeout, {},
+                       {}, true});
+  if (!diff)
+    return diff.error();
+  return split_nul(diff->output);
+}
+
+caf::expected<std::vector<std::string>>
+list_files(const std::string& repo_dir, const std::string& sha, milliseconds timeout) {
+  if (auto err = check_commit_id(sha, "the sha to list"))
+    return err;
+  auto tree = run_git({{"--git-dir=" + repo_dir, "ls-tree", "-r", "-z", "--name-only",
+                        "--full-tree", sha, "--"},
+                       "git ls-tree of " + sha + " in " + repo_dir, timeout, {}, {}, true});
+  if (!tree)
+    return tree.error();
+  return split_nul(tree->output);
+}
+
+} // namespace brd::io

@@ -1,0 +1,73 @@
+// Runs one program to completion, as an argv array and never through a shell,
+// so no byte of any argument is interpreted: `$(...)`, `;` and backticks are
+// plain text to the program.
+//
+// The child starts in its own process group, with stdin on /dev/null, no
+// other inherited file descriptors, default signal dispositions and a small
+// environment (PATH, HOME and LANG from ours, then spec.env on top). Its
+// stdout and stderr share one pipe: every chunk is appended to
+// spec.log_path as it arrives and the last tail_bytes are kept for the
+// result. When the timeout passes, the whole group gets SIGTERM and, if any
+// member is still alive after kill_grace, SIGKILL.
+//
+// When the child exits by itself, output is drained for a short moment and
+// run_process returns; members of its group that outlive it are left running
+// but lose their stdout and stderr (the pipe is closed), so a script that
+// starts a daemon must detach it (setsid, systemd-run) with its own output.
+//
+// Safe to call from several threads at once; each call blocks its thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+namespace brd::io {
+
+struct process_spec {
+  // argv[0] is looked up in the child's PATH unless it holds a '/'
+  // (then it is taken relative to cwd).
+  std::vector<std::string> argv;
+  std::string cwd; // empty: ours
+  // Added to PATH, HOME and LANG inherited from this process; a name given
+  // here replaces the inherited value.
+  std::vector<std::pair<std::string, std::string>> env;
+  std::chrono::milliseconds timeout{0}; // zero or less: no limit
+  // stdout and stderr are appended here as produced; the file and its
+  // parent directories are created. Empty: output is only kept in the tail.
+  std::string log_path;
+  size_t tail_bytes = 4096;
+  std::chrono::milliseconds kill_grace{2000}; // from SIGTERM to SIGKILL
+  // For commands whose stdout is data (`git diff -z`): stdout is kept whole
+  // in process_result::output, up to max_captured_output bytes, and only
+  // stderr goes to the log and the tail.
+  bool capture_stdout = false;
+};
+
+inline constexpr size_t max_captured_output = size_t{256} << 20;
+
+struct process_result {
+  int exit_code = -1;     // the exit status, or -1 when killed by a signal
+  int signal = 0;         // the signal that ended the child, or 0
+  bool timed_out = false; // the timeout passed and we killed the group
+  // The last tail_bytes of the output, starting at a UTF-8 character boundary.
+  std::string tail;
+  std::chrono::milliseconds elapsed{0};
+  int pid = 0; // the child's pid, which is also its process group id
+  std::string output;            // stdout, with capture_stdout only
+  bool output_truncated = false; // stdout went past max_captured_output
+
+  bool succeeded() const { return !timed_out && signal == 0 && exit_code == 0; }
+};
+
+// Blocks until the child has ended. An error (io_failure) only when the child
+// could not be started: an empty argv, a program not found or not executable
+// (the error names it), a cwd that does not exist, a log file that cannot be
+// opened. A child that fails, crashes or times out is a result, not an error.
+caf::expected<process_result> run_process(const process_spec& spec);
+
+} // namespace brd::io

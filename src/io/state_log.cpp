@@ -1,0 +1,174 @@
+// The replication-log side of state_store: reading an origin's log for a
+// peer (log_since, missing_for) and dropping what every peer already holds
+// (truncate: log entries, and tombstone rows with their index entries).
+// Opening, writes, snapshots and reads are in io/state_store.cpp; the
+// storage layout is in io/state_store_detail.hpp.
+#include "io/state_store.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+#include "io/codec.hpp"
+#include "io/state_store_detail.hpp"
+#include "io/store.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/log.hpp"
+
+namespace brd::io {
+
+using namespace detail;
+
+namespace {
+
+struct log_read {
+  std::vector<state_entry> entries;
+  bool truncated = false; // seq after+1 is not in the log
+};
+
+// Consecutive log entries of `origin` after `after`, up to `have`.
+caf::expected<log_read> read_log(const store& db, const std::string& origin,
+                                 uint64_t after, uint64_t have, size_t limit) {
+  log_read out;
+  if (limit == 0 || after >= have)
+    return out;
+  auto want = static_cast<size_t>(std::min<uint64_t>(limit, have - after));
+  auto rows = db.scan_from(log_cf, origin_prefix(origin),
+                           seq_key(origin, after + 1), want);
+  if (!rows)
+    return std::move(rows.error());
+  out.entries.reserve(rows->size());
+  for (const auto& [key, value] : *rows) {
+    if (seq_of_key(key) != after + 1 + out.entries.size())
+      break; // a hole left by a snapshot
+    auto entry = decode_log_envelope(value);
+    if (!entry)
+      return std::move(entry.error());
+    out.entries.push_back(entry_of(std::move(*entry)));
+  }
+  out.truncated = out.entries.empty();
+  return out;
+}
+
+// How many log entries of `origin` have seq <= `last`.
+caf::expected<size_t> count_log(const store& db, const std::string& origin,
+                                uint64_t last) {
+  size_t n = 0;
+  auto err = for_each_key(db, log_cf, origin_prefix(origin),
+                          seq_key(origin, 0),
+                          [&](const std::string& key, const std::string&) {
+                            if (seq_of_key(key) > last)
+                              return false;
+                            ++n;
+                            return true;
+                          });
+  if (err)
+    return err;
+  return n;
+}
+
+// Stages the erasure of the tombstone rows of `origin` with seq <= `last`
+// (unless a newer row replaced them) and of their index entries.
+caf::error drop_tombstones(const store& db, batch& b, const std::string& origin,
+                           uint64_t last) {
+  caf::error failure;
+  bool any = false;
+  auto err = for_each_key(
+    db, tombstones_cf, origin_prefix(origin), seq_key(origin, 0),
+    [&](const std::string& index_key, const std::string& where) {
+      auto seq = seq_of_key(index_key);
+      if (seq > last)
+        return false;
+      any = true;
+      auto split = where.find('\0');
+      if (split == std::string::npos)
+        return true; // a broken index entry: erased below
+      auto table = where.substr(0, split), key = where.substr(split + 1);
+      auto row = read_row(db, table, key);
+      if (!row) {
+        failure = std::move(row.error());
+        return false;
+      }
+      if (*row && (*row)->tomb && (*row)->origin == origin && (*row)->seq == seq)
+        b.erase(table, key);
+      return true;
+    });
+  if (err || failure)
+    return err ? err : failure;
+  if (any)
+    b.erase_range(tombstones_cf, seq_key(origin, 0), seq_key(origin, last + 1));
+  return caf::none;
+}
+
+} // namespace
+
+// -- state_store: the log -------------------------------------------------
+
+caf::expected<std::vector<state_entry>>
+state_store::log_since(const std::string& origin, uint64_t after,
+                       size_t limit) const {
+  auto got = read_log(db_, origin, after, seq_of(vv_, origin), limit);
+  if (!got)
+    return std::move(got.error());
+  if (got->truncated)
+    return make_error(brd_errc::store_failure,
+                      "the log of '" + origin + "' is truncated: seq "
+                        + std::to_string(after + 1)
+                        + " is no longer held; send a snapshot");
+  return std::move(got->entries);
+}
+
+caf::expected<state_store::delta>
+state_store::missing_for(const version_vector& peer_vv, size_t limit) const {
+  delta out;
+  for (const auto& [origin, have] : vv_) {
+    if (out.entries.size() >= limit)
+      break;
+    auto got = read_log(db_, origin, seq_of(peer_vv, origin), have,
+                        limit - out.entries.size());
+    if (!got)
+      return std::move(got.error());
+    out.needs_snapshot = out.needs_snapshot || got->truncated;
+    std::move(got->entries.begin(), got->entries.end(),
+              std::back_inserter(out.entries));
+  }
+  return out;
+}
+
+caf::expected<size_t>
+state_store::truncate(const std::vector<version_vector>& peer_vvs) {
+  if (peer_vvs.size() + 1 < origins_.size())
+    return size_t{0}; // some peer's version vector is unknown
+  // While some peer holds an entry this node lacks, that entry may be an
+  // older write to a tombstoned key: keep the tombstones until it is here.
+  bool behind = false;
+  for (const auto& peer : peer_vvs)
+    for (const auto& [origin, seq] : peer)
+      behind = behind || seq > seq_of(vv_, origin);
+  batch b;
+  size_t dropped = 0;
+  for (const auto& [origin, have] : vv_) {
+    auto last = have;
+    for (const auto& peer : peer_vvs)
+      last = std::min(last, seq_of(peer, origin));
+    if (last == 0)
+      continue;
+    auto n = count_log(db_, origin, last);
+    if (!n)
+      return std::move(n.error());
+    if (*n > 0)
+      b.erase_range(log_cf, seq_key(origin, 0), seq_key(origin, last + 1));
+    dropped += *n;
+    if (!behind)
+      if (auto err = drop_tombstones(db_, b, origin, last))
+        return err;
+  }
+  if (!b.empty())
+    if (auto err = db_.write(b, false))
+      return err;
+  if (dropped > 0)
+    log::store()->debug("truncated {} log entries", dropped);
+  return dropped;
+}
+
+} // namespace brd::io

@@ -1,0 +1,269 @@
+#include "runtime/deploy_api.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+#include <nlohmann/json.hpp>
+
+#include "io/deploy_records.hpp"
+#include "io/github_webhook.hpp"
+#include "io/metrics.hpp"
+#include "runtime/errors.hpp"
+#include "runtime/routing.hpp"
+
+namespace brd {
+
+namespace {
+
+using ctx_ptr = std::shared_ptr<const deploy_api_context>;
+using req_t = const io::http_request&;
+using json = nlohmann::json;
+
+constexpr auto ask_timeout = std::chrono::seconds(10);
+constexpr uint64_t scan_all = 10'000'000;
+
+io::http_response reply(int status, const json& body) {
+  return {status, "application/json", body.dump(), {}};
+}
+
+io::http_response failure(const caf::error& err) {
+  return reply(503, {{"error", describe(err)}});
+}
+
+// One request to a local actor from an HTTP thread, waiting for the reply.
+template <class Reply, class Handle, class... Ts>
+caf::expected<Reply> ask(const ctx_ptr& ctx, const Handle& to, Ts&&... xs) {
+  caf::scoped_actor self{*ctx->sys};
+  caf::expected<Reply> out{Reply{}};
+  self->request(to, ask_timeout, std::forward<Ts>(xs)...)
+    .receive([&](Reply& r) { out = std::move(r); },
+             [&](caf::error& err) { out = std::move(err); });
+  return out;
+}
+
+io::http_response from_answer(caf::expected<http_answer> a) {
+  if (!a)
+    return failure(a.error());
+  return {a->status, "application/json", std::move(a->body), {}};
+}
+
+std::string_view header(req_t req, const char* name) {
+  auto i = req.headers.find(name);
+  return i == req.headers.end() ? std::string_view{} : std::string_view{i->second};
+}
+
+size_t limit_param(req_t req, size_t fallback, size_t most) {
+  auto i = req.params.find("limit");
+  if (i == req.params.end())
+    return fallback;
+  size_t n = fallback;
+  std::from_chars(i->second.data(), i->second.data() + i->second.size(), n);
+  return std::clamp<size_t>(n, 1, most);
+}
+
+void count(const ctx_ptr& ctx, const std::string& result) {
+  if (ctx->metrics)
+    ctx->metrics
+      ->counter("brnode_webhooks_total", "GitHub webhooks by what the dispatcher did with them",
+                {{"result", result}})
+      .inc();
+}
+
+// -- POST /webhooks/github ---------------------------------------------------------------
+
+io::http_response verdict_reply(const ctx_ptr& ctx, const io::webhook_verdict& v) {
+  count(ctx, v.status == 401 ? "unauthorized"
+             : v.status == 400 ? "bad_request"
+             : v.status == 200 ? "ping"
+                               : "other_event");
+  if (v.status < 300)
+    return reply(v.status, {{"status", v.message}});
+  return reply(v.status, {{"error", v.message}});
+}
+
+io::http_response on_webhook(const ctx_ptr& ctx, req_t req) {
+  auto received = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  io::webhook_request wr{header(req, "x-github-event"), header(req, "x-github-delivery"),
+                         header(req, "x-hub-signature-256"), req.body};
+  if (auto verdict = io::classify(wr, ctx->webhook_secret))
+    return verdict_reply(ctx, *verdict);
+  auto push = io::parse_push(req.body, wr.delivery);
+  if (!push)
+    return verdict_reply(ctx, io::bad_payload(push.error()));
+  if (find_repo(ctx->deploy, push->repo) == nullptr) {
+    count(ctx, "unknown_repo");
+    return reply(404, {{"error", "repository " + push->repo + " is not in the config"}});
+  }
+  return from_answer(ask<http_answer>(ctx, ctx->dispatcher, webhook_push{std::move(*push), received}));
+}
+
+// -- operator actions ------------------------------------------------------------------------
+
+io::http_response on_rollback(const ctx_ptr& ctx, req_t req) {
+  auto body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return reply(400, {{"error", "the body must be a JSON object: "
+                                 "{\"repo\", \"node\" or \"role\", \"sha\" or \"previous\"}"}});
+  rollback_request r;
+  for (auto [key, into] : {std::pair{"repo", &r.repo}, {"node", &r.node}, {"role", &r.role},
+                           {"sha", &r.sha}}) {
+    auto i = body.find(key);
+    if (i != body.end() && !i->is_string())
+      return reply(400, {{"error", std::string{key} + " must be a string"}});
+    if (i != body.end())
+      *into = i->get<std::string>();
+  }
+  if (r.sha.empty())
+    r.sha = "previous";
+  return from_answer(ask<http_answer>(ctx, ctx->dispatcher, rollback_atom::value, r));
+}
+
+// -- read-only views -------------------------------------------------------------------------
+
+caf::expected<std::vector<state_row>> scan(const ctx_ptr& ctx, const std::string& table,
+                                           const std::string& prefix, uint64_t limit = scan_all) {
+  return ask<std::vector<state_row>>(ctx, ctx->state, scan_atom::value, table, prefix, limit);
+}
+
+template <class Record>
+json rows_json(const std::vector<state_row>& rows) {
+  auto out = json::array();
+  for (const auto& row : rows)
+    if (auto rec = io::decode<Record>(row.value))
+      out.push_back(json(*rec));
+  return out;
+}
+
+// The deployment with its task rows, or nullopt when there is none.
+caf::expected<std::optional<json>> deployment_json(const ctx_ptr& ctx, const std::string& id) {
+  auto rows = ask<std::vector<state_row>>(ctx, ctx->state, get_atom::value,
+                                          std::string{"deployments"}, id);
+  if (!rows)
+    return rows.error();
+  if (rows->empty())
+    return std::optional<json>{};
+  auto rec = io::decode<io::deployment_record>(rows->front().value);
+  if (!rec)
+    return rec.error();
+  auto tasks = scan(ctx, "tasks", id + "/", 10000);
+  if (!tasks)
+    return tasks.error();
+  json out = *rec;
+  out["tasks"] = rows_json<io::task_record>(*tasks);
+  return std::optional<json>{std::move(out)};
+}
+
+io::http_response on_list(const ctx_ptr& ctx, req_t req) {
+  auto rows = scan(ctx, "deployments", std::string{deployment_prefix});
+  if (!rows)
+    return failure(rows.error());
+  auto limit = limit_param(req, 50, 1000);
+  std::vector<state_row> newest(rows->rbegin(),
+                                rows->rbegin() + std::min(limit, rows->size()));
+  return reply(200, rows_json<io::deployment_record>(newest));
+}
+
+io::http_response on_tasks(const ctx_ptr& ctx, req_t req) {
+  auto rows = scan(ctx, "tasks", "");
+  if (!rows)
+    return failure(rows.error());
+  auto limit = limit_param(req, 100, 10000);
+  auto state = req.params.count("state") ? req.params.at("state") : "";
+  auto node = req.params.count("node") ? req.params.at("node") : "";
+  auto out = json::array();
+  for (auto i = rows->rbegin(); i != rows->rend() && out.size() < limit; ++i) {
+    auto t = io::decode<io::task_record>(i->value);
+    if (t && (state.empty() || t->state == state) && (node.empty() || t->node == node))
+      out.push_back(json(*t));
+  }
+  return reply(200, out);
+}
+
+io::http_response on_one(const ctx_ptr& ctx, req_t req, bool logs) {
+  auto d = deployment_json(ctx, req.captures[0]);
+  if (!d)
+    return failure(d.error());
+  if (!*d)
+    return reply(404, {{"error", "no deployment " + req.captures[0]}});
+  if (!logs)
+    return reply(200, **d);
+  auto out = json::array();
+  for (const auto& t : (**d)["tasks"])
+    out.push_back({{"task_id", t["task_id"]}, {"node", t["node"]}, {"role", t["role"]},
+                   {"state", t["state"]}, {"reason", t["reason"]},
+                   {"log_path", t["log_path"]}, {"log_tail", t["log_tail"]}});
+  return reply(200, {{"deployment", req.captures[0]}, {"tasks", out}});
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string text_of(const json& j) {
+  return j.is_string() ? j.get<std::string>() : j.dump();
+}
+
+io::http_response on_page(const ctx_ptr& ctx, req_t req) {
+  auto d = deployment_json(ctx, req.captures[0]);
+  if (!d)
+    return {503, "text/plain", "cannot read the deployment: " + describe(d.error()) + "\n", {}};
+  if (!*d)
+    return {404, "text/html", "<!doctype html><title>not found</title><p>No such deployment.\n", {}};
+  const auto& dep = **d;
+  std::string page = "<!doctype html>\n<meta charset=\"utf-8\">\n<title>deployment "
+                     + html_escape(req.captures[0]) + "</title>\n<h1>"
+                     + html_escape(text_of(dep["repo"])) + " @ "
+                     + html_escape(text_of(dep["sha"])) + "</h1>\n<table>\n";
+  for (auto key : {"id", "kind", "state", "ref", "pusher", "created_at_ms", "finished_at_ms"})
+    page += "<tr><th>" + std::string{key} + "</th><td>" + html_escape(text_of(dep[key]))
+            + "</td></tr>\n";
+  page += "</table>\n<h2>Tasks</h2>\n";
+  for (const auto& t : dep["tasks"]) {
+    page += "<h3>" + html_escape(text_of(t["task_id"])) + ": " + html_escape(text_of(t["state"]))
+            + "</h3>\n<p>role " + html_escape(text_of(t["role"])) + ", node "
+            + html_escape(text_of(t["node"])) + ", exit code " + html_escape(text_of(t["exit_code"]))
+            + (text_of(t["reason"]).empty() ? "" : ", " + html_escape(text_of(t["reason"])))
+            + "</p>\n<pre>" + html_escape(text_of(t["log_tail"])) + "</pre>\n";
+  }
+  return {200, "text/html; charset=utf-8", page, {}};
+}
+
+} // namespace
+
+std::vector<io::http_route> deploy_routes(ctx_ptr ctx) {
+  const std::string id = "(d-[0-9A-Za-z-]+)";
+  std::vector<io::http_route> routes{
+    {"GET", "/api/deployments", [ctx](req_t req) { return on_list(ctx, req); }},
+    {"GET", "/api/deployments/" + id, [ctx](req_t req) { return on_one(ctx, req, false); }},
+    {"GET", "/api/deployments/" + id + "/logs",
+     [ctx](req_t req) { return on_one(ctx, req, true); }},
+    {"GET", "/api/tasks", [ctx](req_t req) { return on_tasks(ctx, req); }},
+    {"GET", "/deployments/" + id, [ctx](req_t req) { return on_page(ctx, req); }},
+  };
+  if (!ctx->dispatcher)
+    return routes;
+  routes.push_back({"POST", "/webhooks/github", [ctx](req_t req) { return on_webhook(ctx, req); }});
+  routes.push_back({"POST", "/api/rollback", [ctx](req_t req) { return on_rollback(ctx, req); }});
+  routes.push_back({"POST", "/api/deployments/" + id + "/retry", [ctx](req_t req) {
+                      return from_answer(ask<http_answer>(ctx, ctx->dispatcher,
+                                                          retry_atom::value, req.captures[0]));
+                    }});
+  return routes;
+}
+
+} // namespace brd

@@ -1,0 +1,418 @@
+// Push to deploy end to end (issue 4): real brnode processes on loopback,
+// real git (bare repositories as remotes), and a recorder standing in for
+// GitHub's API and the alert URL. Webhooks go to the edge node (role
+// "bridge"); the repository's scripts write what they deployed into out/.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <future>
+#include <set>
+#include <unistd.h>
+
+#include "deploy_fixture.hpp"
+#include "io/hmac.hpp"
+
+using namespace brd::test;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+using strings = std::vector<std::string>;
+
+const std::string zeros(40, '0');
+
+std::vector<std::string> contexts_of(const std::map<std::string, strings>& s) {
+  std::vector<std::string> out;
+  for (const auto& [context, states] : s)
+    out.push_back(context);
+  return out;
+}
+
+// Deploys `sha` with a fresh delivery and waits for the deployment.
+json deploy(deploy_site& site, const std::string& sha, const strings& changed,
+            const std::string& before = zeros) {
+  auto body = push_event(before, sha, changed).dump();
+  auto r = send_webhook(site.edge_port(), body, site.secret(), new_delivery_id());
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  auto id = r.doc().value("deployment", "");
+  REQUIRE_MESSAGE(!id.empty(), r.body);
+  return wait_deployment(site.edge_port(), id);
+}
+
+std::string builds_dir(deploy_site& site, const std::string& node) {
+  return site.nodes().data_dir(node) + "/workspace/builds/blackroad/site";
+}
+
+size_t deployment_count(uint16_t port) {
+  auto r = http_get_json(port, "/api/deployments?limit=1000");
+  return r.body.is_array() ? r.body.size() : 0;
+}
+
+} // namespace
+
+TEST_CASE("a GitHub push event touching frontend/ and tests/ deploys to exactly the nodes of "
+          "those roles, at the pushed sha, with pending then success statuses") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}},
+                     {"fe1", "pi", {"frontend"}},
+                     {"fe2", "pi", {"frontend"}},
+                     {"tst", "pi", {"tests"}},
+                     {"api", "pi", {"k8s"}}},
+                    {{R"(["frontend/**"])", "frontend"},
+                     {R"(["tests/**"])", "tests"},
+                     {R"(["api/**"])", "k8s"}}}};
+  site.start();
+  auto before = site.head();
+  auto sha = site.commit({{"frontend/app.js", "app"}, {"tests/app_test.js", "test"}});
+  auto body = push_event(before, sha, {"frontend/app.js", "tests/app_test.js"}).dump();
+  auto started = steady::now();
+  auto r = send_webhook(site.edge_port(), body, site.secret(), new_delivery_id());
+  auto reply_ms = std::chrono::duration_cast<millis>(steady::now() - started).count();
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  MESSAGE("webhook answered in " << reply_ms << " ms");
+  CHECK(reply_ms < 1000);
+  auto id = r.doc().value("deployment", "");
+  auto d = wait_deployment(site.edge_port(), id);
+  REQUIRE_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  CHECK(d["sha"] == sha);
+  CHECK(d["pusher"] == "Codertocat");
+  CHECK(d["task_ids"] == json(strings{"frontend@fe1", "frontend@fe2", "tests@tst"}));
+
+  // The scripts ran exactly on the nodes of those roles, at the pushed sha.
+  CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{sha});
+  CHECK(lines_of(site.out("fe2-frontend.sha")) == strings{sha});
+  CHECK(lines_of(site.out("tst-tests.sha")) == strings{sha});
+  CHECK(lines_of(site.out("fe1-frontend.ref")) == strings{"refs/heads/main"});
+  CHECK_FALSE(fs::exists(site.out("api-k8s.sha")));
+  CHECK_FALSE(fs::exists(site.out("edge-frontend.sha")));
+
+  // Statuses: pending then success for the deployment and each role.
+  REQUIRE(site.github().wait_for(
+    [&](auto&) { return statuses(site.github(), sha)["blackroad/deploy"].size() == 2; }, 10s));
+  auto s = statuses(site.github(), sha);
+  CHECK(contexts_of(s) == strings{"blackroad/deploy", "blackroad/deploy/frontend",
+                                  "blackroad/deploy/tests"});
+  for (const auto& [context, states] : s)
+    CHECK_MESSAGE((states == strings{"pending", "success"}), context);
+  auto posts = site.github().requests("/repos/blackroad/site/statuses/" + sha);
+  REQUIRE(!posts.empty());
+  CHECK(posts.front().headers["authorization"] == "Bearer " + site.token());
+  auto target = posts.front().json().value("target_url", "");
+  CHECK(target == "http://127.0.0.1:" + std::to_string(site.edge_port()) + "/deployments/" + id);
+
+  // The deployment page and the JSON views, from any node.
+  auto page = http_get_text(site.edge_port(), "/deployments/" + id);
+  CHECK(page.status == 200);
+  CHECK(page.content_type.find("text/html") == 0);
+  CHECK(page.body.find(sha) != std::string::npos);
+  auto from_tst = http_get_json(site.nodes().http_port("tst"), "/api/deployments/" + id);
+  CHECK(from_tst.status == 200);
+  auto tasks = http_get_json(site.edge_port(), "/api/tasks?state=succeeded");
+  CHECK(tasks.body.size() == 3);
+}
+
+TEST_CASE("a failing script gives a failure status, its log tail and an alert") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/fail.sh"}}}};
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "v2"}});
+  auto d = deploy(site, sha, {"frontend/app.js"});
+  REQUIRE_MESSAGE(d.value("state", "") == "failure", d.dump(2));
+  auto t = task_of(d, "frontend@fe1");
+  CHECK(t["state"] == "failed");
+  CHECK(t["exit_code"] == 3);
+  CHECK(t["reason"] == "exit code 3");
+  CHECK(t.value("log_tail", "").find("error: boom") != std::string::npos);
+  auto logs = http_get_json(site.edge_port(), "/api/deployments/" + d.value("id", "") + "/logs");
+  REQUIRE(logs.status == 200);
+  CHECK(logs.body["tasks"][0].value("log_tail", "").find("error: boom") != std::string::npos);
+  REQUIRE(site.github().wait_for(
+    [&](auto&) { return statuses(site.github(), sha)["blackroad/deploy"].size() == 2; }, 10s));
+  for (const auto& [context, states] : statuses(site.github(), sha))
+    CHECK_MESSAGE((states == strings{"pending", "failure"}), context);
+  REQUIRE(site.github().wait_for([](auto& rs) {
+    for (const auto& r : rs)
+      if (r.path == "/alerts/hook") return true;
+    return false;
+  }, 10s));
+  auto alert = site.github().requests("/alerts/hook").front().json();
+  CHECK(alert.value("text", "").find("failed") != std::string::npos);
+  CHECK(alert.value("text", "").find("exit code 3") != std::string::npos);
+  CHECK(alert["blocks"].is_array());
+}
+
+TEST_CASE("a hanging script is killed at its timeout") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/hang.sh", "all", 2}}}};
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "v3"}});
+  auto started = steady::now();
+  auto d = deploy(site, sha, {"frontend/app.js"});
+  auto took = std::chrono::duration_cast<millis>(steady::now() - started).count();
+  REQUIRE_MESSAGE(d.value("state", "") == "failure", d.dump(2));
+  CHECK(task_of(d, "frontend@fe1")["state"] == "timed_out");
+  MESSAGE("deployment with a 2 s timeout finished after " << took << " ms");
+  CHECK(took < 15000);
+  auto pid = std::stoi(read_file(site.out("hang.pid")));
+  CHECK(wait_until([&] { return ::kill(pid, 0) != 0; }, 5s));
+  std::this_thread::sleep_for(1s);
+  CHECK_FALSE(fs::exists(site.out("hang.finished")));
+}
+
+TEST_CASE("bad signatures, replays, oversize bodies, malformed JSON and unknown repositories "
+          "are refused and dispatch nothing") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend"}},
+                    R"(["main"])",
+                    64 * 1024}};
+  site.start();
+  auto port = site.edge_port();
+  auto sha = site.commit({{"frontend/app.js", "v4"}});
+  auto body = push_event(zeros, sha, {"frontend/app.js"}).dump();
+  auto expected_sig = "sha256=" + brd::io::hmac_sha256_hex(site.secret(), body);
+
+  auto bad = send_webhook(port, body, "", new_delivery_id(), "push", "sha256=" + std::string(64, 'a'));
+  CHECK(bad.status == 401);
+  CHECK(bad.body.find(expected_sig.substr(7)) == std::string::npos);
+  CHECK(send_webhook(port, body, "wrong secret", new_delivery_id()).status == 401);
+  CHECK(send_webhook(port, body, "", new_delivery_id(), "push", "").status == 401);
+  auto big = push_event(zeros, sha, strings(4000, "frontend/" + std::string(20, 'x'))).dump();
+  REQUIRE(big.size() > 64 * 1024);
+  CHECK(send_webhook(port, big, site.secret(), new_delivery_id()).status == 413);
+  CHECK(send_webhook(port, "{\"ref\": \"refs/heads/main\", ", site.secret(), new_delivery_id())
+          .status == 400);
+  auto other = push_event(zeros, sha, {"frontend/app.js"}, "refs/heads/main", "someone/else");
+  CHECK(send_webhook(port, other.dump(), site.secret(), new_delivery_id()).status == 404);
+  CHECK(send_webhook(port, "{\"zen\": \"Keep it logically awesome.\"}", site.secret(),
+                     new_delivery_id(), "ping")
+          .status == 200);
+  CHECK(send_webhook(port, body, site.secret(), new_delivery_id(), "issues").status == 202);
+  std::this_thread::sleep_for(500ms);
+  CHECK(deployment_count(port) == 0);
+
+  // One delivery, sent once and then replayed, also concurrently: one deploy.
+  auto delivery = new_delivery_id();
+  auto first = send_webhook(port, body, site.secret(), delivery);
+  CHECK(first.status == 202);
+  auto replay = send_webhook(port, body, site.secret(), delivery);
+  CHECK(replay.status == 200);
+  CHECK(replay.doc().value("status", "") == "duplicate");
+  auto burst = new_delivery_id();
+  std::vector<std::future<webhook_reply>> copies;
+  for (int i = 0; i < 8; ++i)
+    copies.push_back(std::async(std::launch::async, [&] {
+      return send_webhook(port, body, site.secret(), burst);
+    }));
+  int accepted = 0, duplicates = 0;
+  for (auto& c : copies) {
+    auto r = c.get();
+    accepted += r.status == 202;
+    duplicates += r.status == 200 && r.doc().value("status", "") == "duplicate";
+  }
+  CHECK(accepted == 1);
+  CHECK(duplicates == 7);
+  auto id = first.doc().value("deployment", "");
+  CHECK(wait_deployment(port, id).value("state", "") == "success");
+  CHECK(wait_until([&] { return lines_of(site.out("fe1-frontend.sha")).size() == 2; }, 30s));
+  std::this_thread::sleep_for(1s);
+  CHECK(deployment_count(port) == 2); // the first delivery and the burst, nothing else
+  CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{sha, sha});
+}
+
+TEST_CASE("branch names and file paths full of shell metacharacters run nothing and escape "
+          "nothing") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend"}},
+                    R"(["**"])"}};
+  site.start();
+  auto marker = "/tmp/pwned-" + std::to_string(::getpid());
+  fs::remove(marker);
+  auto evil_files = strings{"frontend/$(touch " + marker + ")", "frontend/;touch " + marker + ";",
+                            "frontend/`touch " + marker + "`", "../../../.." + marker + "-x",
+                            "frontend/../../../.." + marker + "-y"};
+  auto sha = site.commit({{"frontend/$(touch " + marker + ")", "a"},
+                          {"frontend/;touch " + marker + ";", "b"},
+                          {"frontend/`touch " + marker + "`", "c"}});
+  for (auto ref : {"refs/heads/$(touch " + marker + ")", "refs/heads/;touch " + marker + ";",
+                   "refs/heads/`touch " + marker + "`", "refs/heads/../../../.." + marker}) {
+    auto body = push_event(zeros, sha, evil_files, ref).dump();
+    auto r = send_webhook(site.edge_port(), body, site.secret(), new_delivery_id());
+    REQUIRE_MESSAGE(r.status == 202, r.body);
+    auto d = wait_deployment(site.edge_port(), r.doc().value("deployment", ""));
+    CHECK_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  }
+  CHECK_FALSE(fs::exists(marker));
+  // The refs reached the script as plain data, byte for byte.
+  auto refs = lines_of(site.out("fe1-frontend.ref"));
+  REQUIRE(refs.size() == 4);
+  CHECK(refs[0] == "refs/heads/$(touch " + marker + ")");
+  CHECK(refs[1] == "refs/heads/;touch " + marker + ";");
+  CHECK(refs[3] == "refs/heads/../../../.." + marker);
+  CHECK_FALSE(fs::exists(marker + "-x"));
+  CHECK_FALSE(fs::exists(marker + "-y"));
+  // Nothing was written outside the node's workspace: builds are under it.
+  for (const auto& entry : fs::directory_iterator{builds_dir(site, "fe1")})
+    CHECK(entry.path().filename().string().find("pwned") == std::string::npos);
+}
+
+TEST_CASE("kill -9 of a node mid-task fails its task with \"node lost\" and placement one runs "
+          "it again on another node") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}},
+                     {"fe2", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/slow.sh", "one"}}}};
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "v5"}});
+  auto body = push_event(zeros, sha, {"frontend/app.js"}).dump();
+  auto r = send_webhook(site.edge_port(), body, site.secret(), new_delivery_id());
+  REQUIRE(r.status == 202);
+  std::string victim, survivor;
+  REQUIRE(wait_until([&] {
+    for (auto n : {"fe1", "fe2"})
+      if (fs::exists(site.out(std::string{n} + ".started")))
+        victim = n;
+    return !victim.empty();
+  }, 30s));
+  survivor = victim == "fe1" ? "fe2" : "fe1";
+  site.nodes().process(victim).kill9();
+  auto id = r.doc().value("deployment", "");
+  auto d = wait_deployment(site.edge_port(), id, 60s);
+  REQUIRE_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  auto lost = task_of(d, "frontend@" + victim);
+  CHECK(lost["state"] == "failed");
+  CHECK(lost["reason"] == "node lost");
+  auto again = task_of(d, "frontend@" + survivor + ".2");
+  CHECK(again["state"] == "succeeded");
+  CHECK(again["attempt"] == 2);
+  CHECK(lines_of(site.out(survivor + "-frontend.sha")) == strings{sha});
+  REQUIRE(site.github().wait_for([](auto& rs) {
+    for (const auto& q : rs)
+      if (q.path == "/alerts/hook" && q.body.find("went offline") != std::string::npos)
+        return true;
+    return false;
+  }, 10s));
+  REQUIRE(site.github().wait_for(
+    [&](auto&) { return statuses(site.github(), sha)["blackroad/deploy"].size() == 2; }, 10s));
+  CHECK(statuses(site.github(), sha)["blackroad/deploy/frontend"]
+        == strings{"pending", "success"});
+}
+
+TEST_CASE("rollback re-activates the previous build, and the rolled-back sha deploys again only "
+          "on an explicit retry") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend"}}}};
+  site.start();
+  auto a = site.commit({{"frontend/app.js", "A"}});
+  REQUIRE(deploy(site, a, {"frontend/app.js"}).value("state", "") == "success");
+  auto b = site.commit({{"frontend/app.js", "B"}});
+  auto db = deploy(site, b, {"frontend/app.js"});
+  REQUIRE(db.value("state", "") == "success");
+  auto active = builds_dir(site, "fe1") + "/active";
+  CHECK(fs::read_symlink(active).filename() == b);
+
+  auto r = http_post_json(site.edge_port(), "/api/rollback",
+                          R"({"repo":"blackroad/site","role":"frontend","sha":"previous"})");
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  auto rb = wait_deployment(site.edge_port(), r.doc().value("deployment", ""));
+  REQUIRE_MESSAGE(rb.value("state", "") == "success", rb.dump(2));
+  CHECK(rb["kind"] == "rollback");
+  CHECK(rb["sha"] == a);
+  CHECK(rb["before"] == b);
+  CHECK(fs::read_symlink(active).filename() == a);
+  CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{a, b}); // nothing was rebuilt
+
+  // A push of the rolled-back sha is not deployed again automatically...
+  auto again = send_webhook(site.edge_port(), push_event(a, b, {"frontend/app.js"}).dump(),
+                            site.secret(), new_delivery_id());
+  CHECK(again.status == 202);
+  CHECK(again.doc().value("status", "") == "ignored");
+  CHECK(again.doc().value("reason", "").find("rolled back") != std::string::npos);
+  // ...until someone retries it.
+  auto retry = http_post_json(site.edge_port(),
+                              "/api/deployments/" + db.value("id", "") + "/retry", "");
+  REQUIRE_MESSAGE(retry.status == 202, retry.body);
+  auto dr = wait_deployment(site.edge_port(), retry.doc().value("deployment", ""));
+  CHECK(dr.value("state", "") == "success");
+  CHECK(dr["sha"] == b);
+  CHECK(fs::read_symlink(active).filename() == b);
+  CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{a, b, b});
+  auto bad = http_post_json(site.edge_port(), "/api/rollback",
+                            R"({"repo":"blackroad/site","node":"fe1","sha":"HEAD~1"})");
+  CHECK(bad.status == 400);
+}
+
+TEST_CASE("a node keeps the last 5 builds") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend"}}}};
+  site.start();
+  strings shas;
+  for (int i = 0; i < 7; ++i) {
+    shas.push_back(site.commit({{"frontend/app.js", "build " + std::to_string(i)}}));
+    REQUIRE(deploy(site, shas.back(), {"frontend/app.js"}).value("state", "") == "success");
+  }
+  std::set<std::string> kept;
+  for (const auto& entry : fs::directory_iterator{builds_dir(site, "fe1")})
+    if (entry.is_directory() && !entry.is_symlink())
+      kept.insert(entry.path().filename().string());
+  CHECK(kept == std::set<std::string>(shas.begin() + 2, shas.end()));
+}
+
+TEST_CASE("a forced push routes by git's diff of before..after, not by the payload's list") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}},
+                     {"tst", "pi", {"tests"}}},
+                    {{R"(["frontend/**"])", "frontend"}, {R"(["tests/**"])", "tests"}}}};
+  site.start();
+  auto before = site.commit({{"frontend/app.js", "one"}});
+  auto after = site.commit({{"tests/a_test.py", "two"}});
+  auto event = push_event(before, after, {"frontend/app.js"});
+  event["forced"] = true;
+  auto r = send_webhook(site.edge_port(), event.dump(), site.secret(), new_delivery_id());
+  REQUIRE_MESSAGE(r.status == 202, r.body);
+  auto d = wait_deployment(site.edge_port(), r.doc().value("deployment", ""));
+  REQUIRE_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  CHECK(d["task_ids"] == json(strings{"tests@tst"}));
+  CHECK(d["changed"] == json(strings{"tests/a_test.py"}));
+  CHECK(lines_of(site.out("tst-tests.sha")) == strings{after});
+  CHECK_FALSE(fs::exists(site.out("fe1-frontend.sha")));
+}
+
+TEST_CASE("a role without a live node gives an unassigned task, a failure and an alert") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}},
+                     {"r3d", "pi", {"render3d"}}},
+                    {{R"(["frontend/**"])", "frontend"}, {R"(["*.stl"])", "render3d"}}}};
+  site.nodes().start("edge");
+  site.nodes().start("fe1");
+  REQUIRE(site.nodes().wait_all_alive(20s));
+  auto sha = site.commit({{"frontend/app.js", "x"}, {"parts/wheel.stl", "solid"}});
+  auto d = deploy(site, sha, {"frontend/app.js", "parts/wheel.stl"});
+  CHECK(d.value("state", "") == "failure");
+  auto t = task_of(d, "render3d@unassigned");
+  CHECK(t["state"] == "unassigned");
+  CHECK(task_of(d, "frontend@fe1")["state"] == "succeeded");
+  REQUIRE(site.github().wait_for([](auto& rs) {
+    for (const auto& q : rs)
+      if (q.path == "/alerts/hook" && q.body.find("render3d") != std::string::npos)
+        return true;
+    return false;
+  }, 10s));
+  REQUIRE(site.github().wait_for(
+    [&](auto&) { return statuses(site.github(), sha)["blackroad/deploy"].size() == 2; }, 10s));
+  auto s = statuses(site.github(), sha);
+  CHECK(s["blackroad/deploy/frontend"] == strings{"pending", "success"});
+  CHECK(s["blackroad/deploy/render3d"] == strings{"pending", "failure"});
+  CHECK(s["blackroad/deploy"] == strings{"pending", "failure"});
+}
+
+TEST_CASE("a bridge node without its webhook secret file does not start, and says which key") {
+  temp_dir dir;
+  auto specs = make_specs({{"edge", "edge"}});
+  specs[0].roles = {"bridge"};
+  auto config = dir.write("fleet.toml",
+                          fleet_toml("deploy", specs,
+                                     "\n[github]\nwebhook_secret_file = \"" + dir.file("nope")
+                                       + "\"\n"));
+  auto r = run_brnode({"--config", config, "--name", "edge", "--data-dir", dir.file("data")});
+  CHECK(r.exit_code == 78);
+  CHECK(r.output.find("github.webhook_secret_file") != std::string::npos);
+  CHECK(r.output.find(dir.file("nope")) != std::string::npos);
+}

@@ -1,0 +1,632 @@
+// The replicated state's storage and merge layer, on real RocksDB stores.
+#include "io/state_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include <csignal>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+#include <msgpack.hpp>
+
+#include "io/store.hpp"
+#include "runtime/errors.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using brd::brd_errc;
+using brd::state_entry;
+using brd::state_snapshot;
+using brd::io::local_write;
+using brd::io::state_store;
+using brd::io::store;
+using brd::io::version_vector;
+
+const std::vector<std::string> fleet{"a", "b", "c"};
+
+// A fresh directory under the system temp dir, removed with all it holds.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    auto pattern = (fs::temp_directory_path() / "brd-state-XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// One node's store and state in their own directory.
+struct node {
+  std::string name;
+  std::string dir;
+  std::unique_ptr<store> db;
+  std::unique_ptr<state_store> state;
+
+  node(const temp_dir& tmp, std::string who) : name(std::move(who)) {
+    dir = (tmp.path / name).string();
+    open();
+  }
+
+  void open() {
+    auto opened = store::open(dir, brd::io::state_column_families());
+    REQUIRE_MESSAGE(opened, brd::describe(opened.error()));
+    db = std::move(*opened);
+    auto st = state_store::open(*db, name, fleet);
+    REQUIRE_MESSAGE(st, brd::describe(st.error()));
+    state = std::move(*st);
+  }
+
+  void reopen() {
+    state.reset();
+    db.reset();
+    open();
+  }
+
+  // The node loses its data directory and starts empty.
+  void wipe() {
+    state.reset();
+    db.reset();
+    fs::remove_all(dir);
+    open();
+  }
+
+  std::vector<state_entry> commit(std::vector<local_write> writes) {
+    auto done = state->commit(writes);
+    REQUIRE_MESSAGE(done, brd::describe(done.error()));
+    return *done;
+  }
+
+  state_store::apply_result apply(const std::vector<state_entry>& entries) {
+    auto done = state->apply(entries);
+    REQUIRE_MESSAGE(done, brd::describe(done.error()));
+    return *done;
+  }
+
+  std::optional<std::string> value_of(const std::string& table,
+                                      const std::string& key) {
+    auto row = state->get(table, key);
+    REQUIRE_MESSAGE(row, brd::describe(row.error()));
+    if (!*row)
+      return std::nullopt;
+    return (*row)->value;
+  }
+
+  std::map<std::string, std::string> digest() {
+    auto d = state->digest();
+    REQUIRE_MESSAGE(d, brd::describe(d.error()));
+    return *d;
+  }
+};
+
+// A record value: a msgpack map with schema version `v` and one field.
+std::string record(uint64_t v, const std::string& data) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> out{buf};
+  out.pack_map(2);
+  out.pack(std::string{"v"});
+  out.pack(v);
+  out.pack(std::string{"data"});
+  out.pack(data);
+  return {buf.data(), buf.size()};
+}
+
+std::string record(const std::string& data) {
+  return record(100, data);
+}
+
+state_entry entry(const std::string& origin, uint64_t seq, uint64_t hlc,
+                  const std::string& key, const std::string& data,
+                  const std::string& table = "tasks") {
+  return {table, key, record(data), false, hlc, origin, seq};
+}
+
+state_entry tombstone(const std::string& origin, uint64_t seq, uint64_t hlc,
+                      const std::string& key) {
+  return {"tasks", key, "", true, hlc, origin, seq};
+}
+
+local_write put(const std::string& key, const std::string& data) {
+  return {"tasks", key, record(data)};
+}
+
+local_write erase(const std::string& key) {
+  return {"tasks", key, std::nullopt};
+}
+
+std::vector<uint64_t> seqs(const std::vector<state_entry>& entries) {
+  std::vector<uint64_t> out;
+  for (const auto& e : entries)
+    out.push_back(e.seq);
+  return out;
+}
+
+bool has_code(const caf::error& err, brd_errc code) {
+  return err.category() == caf::atom("brd")
+         && err.code() == static_cast<uint8_t>(code);
+}
+
+bool mentions(const std::vector<std::string>& sentences, const std::string& part) {
+  return std::any_of(sentences.begin(), sentences.end(), [&](const auto& s) {
+    return s.find(part) != std::string::npos;
+  });
+}
+
+std::vector<state_entry> log_of(node& n, const std::string& origin,
+                                uint64_t after = 0, size_t limit = 1'000'000) {
+  auto got = n.state->log_since(origin, after, limit);
+  REQUIRE_MESSAGE(got, brd::describe(got.error()));
+  return *got;
+}
+
+} // namespace
+
+// -- local commits ------------------------------------------------------------
+
+TEST_CASE("commit assigns consecutive seqs and the writes survive a reopen") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  auto first = a.commit({put("t1", "one"), put("t2", "two")});
+  auto second = a.commit({put("t3", "three")});
+  CHECK(seqs(first) == std::vector<uint64_t>{1, 2});
+  CHECK(seqs(second) == std::vector<uint64_t>{3});
+  CHECK(first[0].origin == "a");
+  CHECK(first[1].hlc > first[0].hlc);
+  CHECK(second[0].hlc > first[1].hlc);
+  CHECK(a.state->vv().at("a") == 3);
+  auto last_hlc = second[0].hlc;
+
+  a.reopen();
+  CHECK(a.state->vv().at("a") == 3);
+  CHECK(a.value_of("tasks", "t1") == record("one"));
+  CHECK(a.value_of("tasks", "t3") == record("three"));
+  CHECK(seqs(log_of(a, "a")) == std::vector<uint64_t>{1, 2, 3});
+  auto third = a.commit({put("t4", "four")});
+  CHECK(seqs(third) == std::vector<uint64_t>{4});
+  CHECK(third[0].hlc > last_hlc);
+}
+
+TEST_CASE("acknowledged commits survive a kill -9 of the process") {
+  temp_dir tmp;
+  auto dir = (tmp.path / "a").string();
+  int acks[2];
+  REQUIRE(::pipe(acks) == 0);
+  auto child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The writer: commits batches of 100 and acknowledges each after commit().
+    ::close(acks[0]);
+    auto db = store::open(dir, brd::io::state_column_families());
+    auto st = db ? state_store::open(**db, "a", fleet) : caf::error{};
+    if (!st)
+      ::_exit(1);
+    for (uint64_t n = 0;; ++n) {
+      std::vector<local_write> writes;
+      for (int i = 0; i < 100; ++i)
+        writes.push_back(put("k" + std::to_string(n * 100 + i), "x"));
+      auto done = (*st)->commit(writes);
+      if (!done)
+        ::_exit(1);
+      auto last = done->back().seq;
+      if (::write(acks[1], &last, sizeof(last)) != sizeof(last))
+        ::_exit(1);
+    }
+  }
+  ::close(acks[1]);
+  uint64_t acked = 0, got = 0;
+  while (acked < 2'000 && ::read(acks[0], &got, sizeof(got)) == sizeof(got))
+    acked = got;
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(acks[0]);
+  REQUIRE(acked >= 2'000);
+  CHECK(WIFSIGNALED(status));
+  node a{tmp, "a"};
+  CHECK(a.state->vv().at("a") >= acked);
+  CHECK(a.value_of("tasks", "k" + std::to_string(acked - 1)) == record("x"));
+  CHECK(seqs(a.commit({put("after", "x")}))[0] == a.state->vv().at("a"));
+}
+
+TEST_CASE("commit refuses a bad write as a whole and writes nothing") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  auto bad_value = a.state->commit({put("t1", "ok"), {"tasks", "t2", "\x01\x02"}});
+  REQUIRE_FALSE(bad_value);
+  CHECK(has_code(bad_value.error(), brd_errc::io_failure));
+  CHECK(brd::describe(bad_value.error()).find("corrupt value") != std::string::npos);
+  auto too_new = a.state->commit({{"tasks", "t3", record(200, "x")}});
+  REQUIRE_FALSE(too_new);
+  CHECK(brd::describe(too_new.error()).find("unknown schema version 200")
+        != std::string::npos);
+  auto no_table = a.state->commit({{"log", "t4", record("x")}});
+  REQUIRE_FALSE(no_table);
+  CHECK(has_code(no_table.error(), brd_errc::store_failure));
+  CHECK(a.value_of("tasks", "t1") == std::nullopt);
+  CHECK(a.state->vv().count("a") == 0);
+  CHECK(seqs(a.commit({put("t1", "ok")})) == std::vector<uint64_t>{1});
+}
+
+TEST_CASE("a record of major version 1 with unknown fields is stored as is") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  auto newer_minor = record(199, "from newer code");
+  a.commit({{"deployments", "web", newer_minor}});
+  CHECK(a.value_of("deployments", "web") == newer_minor);
+}
+
+// -- applying entries from peers -----------------------------------------------
+
+TEST_CASE("merge: the higher hlc wins and an older entry applied later loses") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  auto result = c.apply({entry("a", 1, 200, "k", "new from a")});
+  CHECK(result.changed.size() == 1);
+  result = c.apply({entry("b", 1, 100, "k", "old from b")});
+  CHECK(result.applied.size() == 1); // in the log, for relay ...
+  CHECK(result.changed.empty());     // ... but the row keeps a's value
+  CHECK(c.value_of("tasks", "k") == record("new from a"));
+  CHECK(c.state->vv().at("b") == 1);
+  c.apply({entry("b", 2, 300, "k", "newer from b")});
+  CHECK(c.value_of("tasks", "k") == record("newer from b"));
+}
+
+TEST_CASE("merge: with equal hlc the higher origin name wins on every node") {
+  temp_dir tmp;
+  node x{tmp, "c"};
+  auto from_a = entry("a", 1, 500, "k", "a's");
+  auto from_b = entry("b", 1, 500, "k", "b's");
+  x.apply({from_a});
+  x.apply({from_b});
+  CHECK(x.value_of("tasks", "k") == record("b's"));
+  x.wipe();
+  x.apply({from_b, from_a}); // the other order, in one batch
+  CHECK(x.value_of("tasks", "k") == record("b's"));
+}
+
+TEST_CASE("re-applying entries changes nothing and returns nothing") {
+  temp_dir tmp;
+  node b{tmp, "b"};
+  std::vector<state_entry> batch{entry("a", 1, 10, "k1", "x"),
+                                 entry("a", 2, 20, "k2", "y")};
+  CHECK(b.apply(batch).applied.size() == 2);
+  auto digest = b.digest();
+  auto again = b.apply(batch);
+  CHECK(again.applied.empty());
+  CHECK(again.refused.empty());
+  CHECK(b.digest() == digest);
+  CHECK(b.state->vv().at("a") == 2);
+  CHECK(seqs(log_of(b, "a")) == std::vector<uint64_t>{1, 2});
+}
+
+TEST_CASE("a gap is refused with a sentence; later entries of that origin wait "
+          "while other origins apply") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  auto result = c.apply({entry("a", 1, 10, "a1", "x"), entry("a", 3, 30, "a3", "x"),
+                         entry("b", 1, 15, "b1", "x"), entry("a", 4, 40, "a4", "x"),
+                         entry("b", 2, 25, "b2", "x")});
+  REQUIRE(result.refused.size() == 1);
+  CHECK(result.refused[0] == "gap in sequence from a: expected 2, got 3");
+  CHECK(result.applied.size() == 3);
+  CHECK(c.state->vv().at("a") == 1);
+  CHECK(c.state->vv().at("b") == 2);
+  CHECK(c.value_of("tasks", "a3") == std::nullopt);
+  CHECK(c.value_of("tasks", "a4") == std::nullopt);
+  CHECK(c.value_of("tasks", "b2") == record("x"));
+  // Once the missing entry comes, the rest follow.
+  result = c.apply({entry("a", 2, 20, "a2", "x"), entry("a", 3, 30, "a3", "x")});
+  CHECK(result.refused.empty());
+  CHECK(c.state->vv().at("a") == 3);
+}
+
+TEST_CASE("entries from a node that is not in the config are refused") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  auto result = c.apply({entry("mallory", 1, 10, "k", "x"),
+                         entry("mallory", 2, 20, "k2", "x"),
+                         entry("a", 1, 10, "k3", "x")});
+  REQUIRE(result.refused.size() == 1);
+  CHECK(mentions(result.refused, "entry from unknown node 'mallory'"));
+  CHECK(result.applied.size() == 1);
+  CHECK(c.value_of("tasks", "k") == std::nullopt);
+  CHECK(c.state->vv().count("mallory") == 0);
+}
+
+TEST_CASE("corrupt values, unknown schema versions and unknown tables are "
+          "refused and stop their origin") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  auto truncated = record("payload");
+  truncated.resize(truncated.size() - 3);
+  auto corrupt = entry("a", 1, 10, "k1", "x");
+  corrupt.value = truncated;
+  auto not_a_map = entry("b", 1, 10, "k2", "x");
+  not_a_map.value = "\x93\x01\x02\x03"; // an array
+  auto too_new = entry("c", 1, 10, "k3", "x");
+  too_new.value = record(250, "x");
+  auto result = c.apply({corrupt, entry("a", 2, 20, "k1b", "x"), not_a_map,
+                         too_new});
+  CHECK(result.applied.empty());
+  REQUIRE(result.refused.size() == 3);
+  CHECK(result.refused[0].find("corrupt value") != std::string::npos);
+  CHECK(result.refused[1].find("corrupt value") != std::string::npos);
+  CHECK(result.refused[2].find("unknown schema version 250") != std::string::npos);
+  auto no_table = c.apply({entry("a", 1, 10, "k", "x", "meta")});
+  CHECK(mentions(no_table.refused, "unknown table 'meta'"));
+  CHECK(c.state->vv().empty());
+  CHECK(c.value_of("tasks", "k1") == std::nullopt);
+}
+
+TEST_CASE("a node's own entries relayed back to it are skipped") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node b{tmp, "b"};
+  auto mine = a.commit({put("k", "a's")});
+  b.apply(mine);
+  auto echo = a.apply(log_of(b, "a"));
+  CHECK(echo.applied.empty());
+  CHECK(echo.refused.empty());
+}
+
+// -- deletes ----------------------------------------------------------------------
+
+TEST_CASE("a tombstone hides the row from get and scan, and an older write "
+          "does not bring it back") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  c.apply({entry("a", 1, 10, "job-1", "x"), entry("a", 2, 11, "job-2", "y")});
+  c.apply({tombstone("b", 1, 50, "job-1")});
+  CHECK(c.value_of("tasks", "job-1") == std::nullopt);
+  auto rows = c.state->scan("tasks", "job-", 100);
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 1);
+  CHECK((*rows)[0].key == "job-2");
+  auto late = c.apply({entry("a", 3, 40, "job-1", "stale")});
+  CHECK(late.applied.size() == 1);
+  CHECK(late.changed.empty());
+  CHECK(c.value_of("tasks", "job-1") == std::nullopt);
+  // A local delete works the same way.
+  auto del = c.commit({erase("job-2")});
+  CHECK(del[0].tombstone);
+  CHECK(c.value_of("tasks", "job-2") == std::nullopt);
+  rows = c.state->scan("tasks", "", 100);
+  REQUIRE(rows);
+  CHECK(rows->empty());
+}
+
+// -- the log -------------------------------------------------------------------
+
+TEST_CASE("entries B applied from A can be fetched from B's log for C") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node b{tmp, "b"};
+  node c{tmp, "c"};
+  auto written = a.commit({put("k1", "1"), put("k2", "2"), put("k3", "3")});
+  b.apply(written);
+  auto relayed = b.state->log_since("a", 1, 10);
+  REQUIRE(relayed);
+  CHECK(seqs(*relayed) == std::vector<uint64_t>{2, 3});
+  CHECK((*relayed)[0].value == record("2"));
+  CHECK((*relayed)[0].origin == "a");
+  c.apply(log_of(b, "a"));
+  CHECK(c.state->vv().at("a") == 3);
+  CHECK(c.digest() == a.digest());
+  auto none = b.state->log_since("a", 3, 10);
+  REQUIRE(none);
+  CHECK(none->empty());
+}
+
+TEST_CASE("missing_for returns what a peer lacks across origins, up to a limit") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node c{tmp, "c"};
+  a.commit({put("a1", "x"), put("a2", "x"), put("a3", "x")});
+  a.apply({entry("b", 1, 1, "b1", "x"), entry("b", 2, 2, "b2", "x")});
+  auto all = a.state->missing_for({{"a", 1}}, 100);
+  REQUIRE(all);
+  CHECK_FALSE(all->needs_snapshot);
+  REQUIRE(all->entries.size() == 4);
+  CHECK(all->entries[0].origin == "a");
+  CHECK(all->entries[0].seq == 2);
+  CHECK(all->entries[3].origin == "b");
+  CHECK(all->entries[3].seq == 2);
+  auto some = a.state->missing_for({}, 2);
+  REQUIRE(some);
+  CHECK(some->entries.size() == 2);
+  auto nothing = a.state->missing_for({{"a", 3}, {"b", 2}}, 100);
+  REQUIRE(nothing);
+  CHECK(nothing->entries.empty());
+  CHECK_FALSE(nothing->needs_snapshot);
+  c.apply(all->entries); // c lacks a's seq 1: the gap is refused
+  CHECK(c.state->vv().count("a") == 0);
+  CHECK(c.state->vv().at("b") == 2);
+}
+
+TEST_CASE("truncate drops only what every peer has; a peer behind then needs "
+          "a snapshot") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  a.commit({put("k1", "x"), put("k2", "x"), put("k3", "x"), put("k4", "x")});
+  // Too few version vectors: a peer's state is unknown, nothing goes.
+  auto kept = a.state->truncate({{{"a", 4}}});
+  REQUIRE(kept);
+  CHECK(*kept == 0);
+  auto dropped = a.state->truncate({{{"a", 2}}, {{"a", 3}}});
+  REQUIRE(dropped);
+  CHECK(*dropped == 2);
+  CHECK(seqs(log_of(a, "a", 2)) == std::vector<uint64_t>{3, 4});
+  auto gone = a.state->log_since("a", 1, 10);
+  REQUIRE_FALSE(gone);
+  CHECK(has_code(gone.error(), brd_errc::store_failure));
+  CHECK(brd::describe(gone.error()).find("truncated") != std::string::npos);
+  auto behind = a.state->missing_for({{"a", 1}}, 100);
+  REQUIRE(behind);
+  CHECK(behind->needs_snapshot);
+  auto current = a.state->missing_for({{"a", 2}}, 100);
+  REQUIRE(current);
+  CHECK_FALSE(current->needs_snapshot);
+  CHECK(current->entries.size() == 2);
+  // Rows are not touched; a second truncate with the same views drops nothing.
+  CHECK(a.value_of("tasks", "k1") == record("x"));
+  CHECK(*a.state->truncate({{{"a", 2}}, {{"a", 3}}}) == 0);
+}
+
+TEST_CASE("truncate drops tombstones every peer has, but not while a peer "
+          "holds entries this node lacks") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  a.commit({put("k1", "x"), put("k2", "x")});
+  a.commit({erase("k1"), erase("k2")}); // seqs 3 and 4
+  // b reports an entry of c that a has not seen: keep the tombstones.
+  REQUIRE(a.state->truncate({{{"a", 4}, {"c", 1}}, {{"a", 4}}}));
+  auto snap = a.state->snapshot();
+  REQUIRE(snap);
+  CHECK(snap->rows.size() == 2);
+  // Now every peer has seq 3 (k1's delete) but not seq 4.
+  REQUIRE(a.state->truncate({{{"a", 4}}, {{"a", 3}}}));
+  snap = a.state->snapshot();
+  REQUIRE(snap);
+  REQUIRE(snap->rows.size() == 1);
+  CHECK(snap->rows[0].key == "k2");
+  CHECK(snap->rows[0].tombstone);
+}
+
+// -- snapshots and digests -------------------------------------------------------
+
+TEST_CASE("snapshot and apply_snapshot converge two stores, tombstones included") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node b{tmp, "b"};
+  // observe() orders the writes as if the nodes had talked in between.
+  b.commit({put("only-b", "y"), put("doomed", "old")});
+  a.state->clock().observe(b.state->clock().last());
+  a.commit({put("shared", "a's"), put("only-a", "x")});
+  a.commit({erase("doomed")});
+  b.state->clock().observe(a.state->clock().last());
+  b.commit({put("shared", "b's, later")});
+  b.commit({erase("only-b")});
+  auto snap_a = a.state->snapshot();
+  REQUIRE(snap_a);
+  CHECK(snap_a->from == "a");
+  CHECK(snap_a->vv.at("a") == 3);
+  auto changed_b = b.state->apply_snapshot(*snap_a);
+  REQUIRE(changed_b);
+  CHECK_FALSE(changed_b->empty());
+  auto snap_b = b.state->snapshot();
+  REQUIRE(snap_b);
+  REQUIRE(a.state->apply_snapshot(*snap_b));
+  CHECK(a.digest() == b.digest());
+  CHECK(a.state->vv() == b.state->vv());
+  CHECK(a.value_of("tasks", "shared") == record("b's, later"));
+  CHECK(a.value_of("tasks", "only-b") == std::nullopt);
+  CHECK(b.value_of("tasks", "only-a") == record("x"));
+  // "doomed": a's delete is newer than b's write, on both nodes.
+  CHECK(a.value_of("tasks", "doomed") == std::nullopt);
+  CHECK(b.value_of("tasks", "doomed") == std::nullopt);
+  // Applying the same snapshot again changes nothing.
+  auto again = b.state->apply_snapshot(*snap_a);
+  REQUIRE(again);
+  CHECK(again->empty());
+}
+
+TEST_CASE("a node restored from a snapshot never reuses one of its own seqs") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node b{tmp, "b"};
+  b.apply(a.commit({put("k1", "x"), put("k2", "x"), put("k3", "x")}));
+  auto snap = b.state->snapshot();
+  REQUIRE(snap);
+  // a loses its data and is restored from b's snapshot.
+  a.wipe();
+  REQUIRE(a.state->apply_snapshot(*snap));
+  CHECK(a.value_of("tasks", "k2") == record("x"));
+  CHECK(seqs(a.commit({put("k4", "x")})) == std::vector<uint64_t>{4});
+  a.reopen();
+  CHECK(seqs(a.commit({put("k5", "x")})) == std::vector<uint64_t>{5});
+}
+
+TEST_CASE("a snapshot with an unknown table, origin or a corrupt value is refused") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  state_snapshot bad{"b", {{"b", 1}}, {entry("b", 1, 10, "k", "x", "secrets")}};
+  auto result = a.state->apply_snapshot(bad);
+  REQUIRE_FALSE(result);
+  CHECK(brd::describe(result.error()).find("unknown table 'secrets'")
+        != std::string::npos);
+  bad = {"b", {{"mallory", 1}}, {}};
+  CHECK_FALSE(a.state->apply_snapshot(bad));
+  auto corrupt = entry("b", 1, 10, "k", "x");
+  corrupt.value = "garbage";
+  bad = {"b", {{"b", 1}}, {corrupt}};
+  CHECK_FALSE(a.state->apply_snapshot(bad));
+  CHECK(a.state->vv().empty());
+}
+
+TEST_CASE("digests are equal when the same entries arrive in different "
+          "interleavings") {
+  temp_dir tmp;
+  node x{tmp, "c"};
+  node y{tmp, "b"};
+  std::vector<state_entry> from_a, from_b;
+  for (uint64_t i = 1; i <= 50; ++i) {
+    auto key = "k" + std::to_string(i % 7);
+    auto data = std::to_string(i);
+    from_a.push_back(i % 5 == 0 ? tombstone("a", i, 1000 + 2 * i, key)
+                                : entry("a", i, 1000 + 2 * i, key, "a" + data));
+    from_b.push_back(entry("b", i, 1000 + 3 * i, key, "b" + data));
+  }
+  x.apply(from_a);
+  x.apply(from_b);
+  // y: interleaved one by one, b first.
+  for (size_t i = 0; i < from_a.size(); ++i) {
+    y.apply({from_b[i]});
+    y.apply({from_a[i]});
+  }
+  CHECK(x.digest() == y.digest());
+  CHECK(x.digest().at("tasks").size() == 16);
+  CHECK(x.digest().at("tasks") != x.digest().at("nodes"));
+  y.apply({entry("a", 51, 9999, "k1", "one more")});
+  CHECK(x.digest() != y.digest());
+}
+
+// -- speed ----------------------------------------------------------------------
+
+TEST_CASE("throughput of synced commits (printed, not asserted)") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  const std::string payload(189, 'p'); // 200 bytes with the msgpack map
+  const size_t total = 10'000, per_commit = 500;
+  auto start = std::chrono::steady_clock::now();
+  for (size_t done = 0; done < total; done += per_commit) {
+    std::vector<local_write> writes;
+    for (size_t i = 0; i < per_commit; ++i)
+      writes.push_back(put("key-" + std::to_string(done + i), payload));
+    a.commit(std::move(writes));
+  }
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                               - start)
+                   .count();
+  CHECK(a.state->vv().at("a") == total);
+  MESSAGE("commit(): " << total << " writes of " << record(payload).size()
+                       << " bytes in batches of " << per_commit << ": "
+                       << static_cast<long>(total / seconds) << " writes/s");
+  node b{tmp, "b"};
+  start = std::chrono::steady_clock::now();
+  for (uint64_t after = 0; after < total; after += per_commit)
+    b.apply(log_of(a, "a", after, per_commit));
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                          - start)
+              .count();
+  CHECK(b.digest() == a.digest());
+  MESSAGE("log_since() + apply(): " << static_cast<long>(total / seconds)
+                                    << " entries/s");
+}

@@ -1,0 +1,344 @@
+#include "brd_load.hpp"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/health.hpp"
+#include "actors/state.hpp"
+#include "runtime/hlc.hpp"
+#include "runtime/type_registry.hpp"
+#include "util.hpp"
+
+namespace bench {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::vector<std::string> names = {"a", "b", "c"};
+
+// Shared between the client actors and the main thread.
+struct shared_stats {
+  std::atomic<uint64_t> acked{0}, errors{0}, writers_done{0};
+  std::atomic<bool> stop_probes{false};
+  std::mutex mutex;
+  std::vector<double> lag_ms;
+  std::map<std::pair<std::string, std::string>, steady::time_point> markers; // (node, origin)
+};
+
+using stats_ptr = std::shared_ptr<shared_stats>;
+
+double wall_ms_now() {
+  return std::chrono::duration<double, std::milli>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// -- client actors -------------------------------------------------------------
+
+struct writer_state {
+  brd::state_actor target;
+  std::string prefix, value;
+  uint64_t next = 0, count = 0, done = 0;
+  stats_ptr stats;
+};
+
+using writer_ptr = caf::stateful_actor<writer_state>*;
+
+void issue(writer_ptr self);
+
+void finished_one(writer_ptr self, bool ok) {
+  auto& st = self->state;
+  (ok ? st.stats->acked : st.stats->errors)++;
+  if (++st.done == st.count) {
+    ++st.stats->writers_done;
+    self->quit();
+    return;
+  }
+  issue(self);
+}
+
+void issue(writer_ptr self) {
+  auto& st = self->state;
+  if (st.next >= st.count)
+    return;
+  auto key = st.prefix + std::to_string(st.next++);
+  self
+    ->request(st.target, 120s, brd::put_atom::value, std::string{"tasks"}, std::move(key),
+              st.value)
+    .then([=](brd::write_ack&) { finished_one(self, true); },
+          [=](caf::error&) { finished_one(self, false); });
+}
+
+// Keeps `window` puts outstanding until `count` are answered.
+caf::behavior writer(writer_ptr self, brd::state_actor target, std::string prefix,
+                     uint64_t count, size_t window, std::string value, stats_ptr stats) {
+  auto& st = self->state;
+  st.target = std::move(target);
+  st.prefix = std::move(prefix);
+  st.value = std::move(value);
+  st.count = count;
+  st.stats = std::move(stats);
+  for (size_t i = 0; i < window; ++i)
+    issue(self);
+  return {[](brd::tick_atom) {}};
+}
+
+// Every 10 ms a small write to `alerts`, whose arrival elsewhere is timed.
+caf::behavior prober(caf::event_based_actor* self, brd::state_actor target,
+                     std::string node, stats_ptr stats) {
+  auto seq = std::make_shared<uint64_t>(0);
+  self->send(self, brd::tick_atom::value);
+  return {[=](brd::tick_atom) {
+    if (stats->stop_probes) {
+      self->quit();
+      return;
+    }
+    auto key = "probe-" + node + "-" + std::to_string((*seq)++);
+    self->request(target, 60s, brd::put_atom::value, std::string{"alerts"}, key,
+                  record_of_size(32))
+      .then([](brd::write_ack&) {}, [](caf::error&) {});
+    self->delayed_send(self, 10ms, brd::tick_atom::value);
+  }};
+}
+
+// Receives the `alerts` changes applied on `node`.
+caf::behavior watcher(caf::event_based_actor*, std::string node, stats_ptr stats) {
+  return {[=](const brd::state_entry& e) {
+    auto now = steady::now();
+    std::lock_guard guard{stats->mutex};
+    if (e.key.rfind("marker-", 0) == 0)
+      stats->markers.emplace(std::pair{node, e.origin}, now);
+    else if (e.origin != node)
+      stats->lag_ms.push_back(wall_ms_now() - static_cast<double>(brd::hlc_wall_ms(e.hlc)));
+  }};
+}
+
+// -- the cluster ------------------------------------------------------------------
+
+struct node_proc {
+  std::string name;
+  uint16_t port = 0, http_port = 0;
+  pid_t pid = -1;
+};
+
+std::string fleet_toml(const std::vector<node_proc>& nodes) {
+  std::string out = "[cluster]\nname = \"bench\"\n\n";
+  for (const auto& n : nodes)
+    out += "[[node]]\nname = \"" + n.name + "\"\ntier = \"pi\"\nroles = []\nhost = "
+           "\"127.0.0.1\"\nport = " + std::to_string(n.port) + "\nhttp_port = "
+           + std::to_string(n.http_port) + "\n\n";
+  return out;
+}
+
+bool wait_ready(const std::vector<node_proc>& nodes, std::chrono::seconds timeout) {
+  auto deadline = steady::now() + timeout;
+  for (const auto& n : nodes)
+    while (http("GET", n.http_port, "/readyz").status != 200) {
+      if (steady::now() > deadline)
+        return false;
+      std::this_thread::sleep_for(20ms);
+    }
+  return true;
+}
+
+// True once every node holds every node's own registry record (each writes
+// one on start): the state actors replicate to each other.
+bool wait_replicating(const std::vector<node_proc>& nodes, std::chrono::seconds timeout) {
+  auto deadline = steady::now() + timeout;
+  for (;;) {
+    bool all = true;
+    for (const auto& n : nodes) {
+      auto body = http("GET", n.http_port, "/api/state/digest").body;
+      for (const auto& other : nodes)
+        all = all && body.find("\"" + other.name + "\":") != std::string::npos;
+    }
+    if (all)
+      return true;
+    if (steady::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// The "state" service of the node on `port`.
+caf::expected<brd::state_actor> connect(caf::actor_system& sys, uint16_t port) {
+  auto health = sys.middleman().remote_actor<brd::health_actor>("127.0.0.1", port);
+  if (!health)
+    return health.error();
+  caf::scoped_actor self{sys};
+  caf::expected<brd::state_actor> out{caf::error{}};
+  self->request(*health, 5s, brd::get_atom::value, std::string{"state"})
+    .receive([&](caf::actor& a) { out = caf::actor_cast<brd::state_actor>(a); },
+             [&](caf::error& err) { out = err; });
+  return out;
+}
+
+// Sum of `name`'s samples over every node's /metrics (Prometheus text).
+std::map<std::string, double> scrape(const std::vector<node_proc>& nodes,
+                                     const std::string& prefix) {
+  std::map<std::string, double> out;
+  for (const auto& n : nodes) {
+    auto text = http("GET", n.http_port, "/metrics").body;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      auto end = text.find('\n', pos);
+      auto line = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      pos = end == std::string::npos ? text.size() : end + 1;
+      if (line.rfind(prefix, 0) != 0)
+        continue;
+      auto space = line.rfind(' ');
+      out[line.substr(0, space)] += std::atof(line.c_str() + space + 1);
+    }
+  }
+  return out;
+}
+
+// Percentile (0..1) from cumulative histogram buckets, interpolated.
+double histogram_quantile(const std::map<std::string, double>& series,
+                          const std::string& name, double q) {
+  std::vector<std::pair<double, double>> buckets; // (le, cumulative)
+  for (const auto& [key, value] : series) {
+    auto at = key.find("le=\"");
+    if (key.rfind(name + "_bucket", 0) != 0 || at == std::string::npos)
+      continue;
+    auto le = key.substr(at + 4, key.find('"', at + 4) - at - 4);
+    buckets.emplace_back(le == "+Inf" ? 1e9 : std::atof(le.c_str()), value);
+  }
+  std::sort(buckets.begin(), buckets.end());
+  if (buckets.empty() || buckets.back().second == 0)
+    return 0;
+  double want = q * buckets.back().second, lower = 0, below = 0;
+  for (const auto& [le, count] : buckets) {
+    if (count >= want)
+      return lower + (le - lower) * (count == below ? 0 : (want - below) / (count - below));
+    lower = le;
+    below = count;
+  }
+  return lower;
+}
+
+void run_load(caf::actor_system& sys, const std::vector<brd::state_actor>& states,
+              const load_options& opts, stats_ptr stats, brd_result& out) {
+  auto value = record_of_size(opts.value_size);
+  const size_t writers = std::min<size_t>(16, opts.clients_per_node);
+  const size_t window = std::max<size_t>(1, opts.clients_per_node / writers);
+  const uint64_t per_writer = opts.writes_per_node / writers;
+  out.writes = per_writer * writers * states.size();
+  for (size_t i = 0; i < states.size(); ++i)
+    sys.spawn(prober, states[i], names[i], stats);
+  auto start = steady::now();
+  for (size_t i = 0; i < states.size(); ++i)
+    for (size_t w = 0; w < writers; ++w)
+      sys.spawn(writer, states[i], "w-" + names[i] + "-" + std::to_string(w) + "-", per_writer,
+                window, value, stats);
+  while (stats->writers_done < writers * states.size())
+    std::this_thread::sleep_for(1ms);
+  out.seconds_acked = seconds_since(start);
+  // A marker per origin, written after all its writes were acked: seeing it
+  // on a node means all of that origin's writes are there (applied in order).
+  caf::scoped_actor self{sys};
+  for (size_t i = 0; i < states.size(); ++i)
+    self->request(states[i], 10s, brd::put_atom::value, std::string{"alerts"},
+                  "marker-" + names[i], record_of_size(32))
+      .receive([](brd::write_ack&) {}, [&](caf::error&) { ++stats->errors; });
+  auto deadline = steady::now() + 120s;
+  for (;;) {
+    {
+      std::lock_guard guard{stats->mutex};
+      if (stats->markers.size() == names.size() * names.size()) {
+        steady::time_point last{};
+        for (const auto& [key, at] : stats->markers)
+          last = std::max(last, at);
+        out.seconds_everywhere = std::chrono::duration<double>(last - start).count();
+        break;
+      }
+    }
+    if (steady::now() > deadline) {
+      out.failure = "not every write reached every node within 120 s";
+      break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  stats->stop_probes = true;
+  out.errors = stats->errors;
+}
+
+} // namespace
+
+brd_result run_brd(const std::string& brnode, const load_options& opts) {
+  brd_result out;
+  auto dir = make_temp_dir("brd");
+  std::vector<node_proc> nodes;
+  for (const auto& n : names)
+    nodes.push_back({n, free_port(), free_port()});
+  {
+    std::FILE* f = std::fopen((dir + "/fleet.toml").c_str(), "w");
+    auto text = fleet_toml(nodes);
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  for (auto& n : nodes)
+    n.pid = spawn({brnode, "--config", dir + "/fleet.toml", "--name", n.name, "--data-dir",
+                   dir + "/data/" + n.name, "--log-level", "warn"},
+                  dir + "/" + n.name + ".log");
+  auto cleanup = [&] {
+    for (auto& n : nodes)
+      stop(n.pid);
+    remove_dir(dir);
+  };
+  if (!wait_ready(nodes, 20s)) {
+    out.failure = "the nodes did not become ready (logs in " + dir + ")";
+    for (auto& n : nodes)
+      stop(n.pid);
+    return out;
+  }
+  {
+    brd::system_config cfg{"bench", false};
+    caf::actor_system sys{cfg};
+    std::vector<brd::state_actor> states;
+    for (const auto& n : nodes) {
+      auto st = connect(sys, n.port);
+      if (!st) {
+        out.failure = "cannot reach the state actor of " + n.name + ": " + sys.render(st.error());
+        break;
+      }
+      states.push_back(*st);
+    }
+    auto stats = std::make_shared<shared_stats>();
+    if (out.failure.empty()) {
+      caf::scoped_actor self{sys};
+      std::vector<caf::actor> watchers;
+      for (size_t i = 0; i < states.size(); ++i) {
+        watchers.push_back(sys.spawn(watcher, names[i], stats));
+        self->send(states[i], brd::subscribe_atom::value, std::string{"alerts"}, watchers.back());
+      }
+      if (!wait_replicating(nodes, 20s))
+        out.failure = "the nodes did not start replicating to each other";
+      else
+        run_load(sys, states, opts, stats, out);
+      for (auto& w : watchers) // the actor system waits for every actor
+        self->send_exit(w, caf::exit_reason::user_shutdown);
+    }
+    std::lock_guard guard{stats->mutex};
+    out.probe_lag_ms = stats->lag_ms;
+  }
+  auto lag = scrape(nodes, "brnode_state_replication_lag_seconds");
+  out.hist_p50_ms = 1000 * histogram_quantile(lag, "brnode_state_replication_lag_seconds", 0.5);
+  out.hist_p99_ms = 1000 * histogram_quantile(lag, "brnode_state_replication_lag_seconds", 0.99);
+  auto batch = scrape(nodes, "brnode_state_commit_batch_size");
+  auto count = batch["brnode_state_commit_batch_size_count"];
+  out.mean_commit_batch = count > 0 ? batch["brnode_state_commit_batch_size_sum"] / count : 0;
+  cleanup();
+  return out;
+}
+
+} // namespace bench

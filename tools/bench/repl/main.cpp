@@ -1,0 +1,147 @@
+// bench_replication: the replication benchmark of issue 3 (run it through
+// tools/bench/replication). See usage below.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "brd_load.hpp"
+#include "etcd_load.hpp"
+#include "rocksdb_rate.hpp"
+#include "util.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(usage: bench_replication [options]
+
+Three local brnode processes; client actors write to the state actor of every
+node (200-byte msgpack records). Prints durable replicated writes/s (acked
+after the origin's WAL sync, counted once present on all 3 nodes), p50/p99
+replication lag, the same load against a 3-member etcd cluster on loopback
+when `etcd` is installed, the ratio, and RocksDB's own synced write rate at
+the mean group-commit batch size.
+
+options:
+  --brnode PATH        brnode binary (default: $BRNODE_BIN, else ../src/brnode
+                       next to this program)
+  --writes N           writes per node (default 100000)
+  --clients N          requests outstanding per node (default 64)
+  --etcd-writes N      writes per etcd member (default 20000)
+  --etcd-clients N     concurrent HTTP clients per etcd member (default 64)
+  --no-etcd            skip etcd
+)";
+
+struct options {
+  std::string brnode;
+  bench::load_options brd, etcd;
+  bool with_etcd = true;
+};
+
+std::string default_brnode() {
+  if (const char* env = std::getenv("BRNODE_BIN"); env != nullptr && *env != '\0')
+    return env;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (self.parent_path() / ".." / "src" / "brnode").lexically_normal().string();
+}
+
+bool parse(int argc, char** argv, options& out) {
+  out.brnode = default_brnode();
+  out.etcd.writes_per_node = 20'000;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto number = [&](size_t& into) {
+      if (i + 1 >= argc)
+        return false;
+      into = std::strtoull(argv[++i], nullptr, 10);
+      return into > 0;
+    };
+    if (arg == "--brnode" && i + 1 < argc)
+      out.brnode = argv[++i];
+    else if (arg == "--writes" && number(out.brd.writes_per_node)) {
+    } else if (arg == "--clients" && number(out.brd.clients_per_node)) {
+    } else if (arg == "--etcd-writes" && number(out.etcd.writes_per_node)) {
+    } else if (arg == "--etcd-clients" && number(out.etcd.clients_per_node)) {
+    } else if (arg == "--no-etcd")
+      out.with_etcd = false;
+    else
+      return false;
+  }
+  return true;
+}
+
+double rate(size_t writes, double seconds) {
+  return seconds > 0 ? static_cast<double>(writes) / seconds : 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opts;
+  if (!parse(argc, argv, opts)) {
+    std::fputs(usage, stderr);
+    return 64;
+  }
+  if (::access(opts.brnode.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "bench_replication: no brnode at %s; pass --brnode\n",
+                 opts.brnode.c_str());
+    return 64;
+  }
+  std::printf("replication benchmark: 3 local nodes, writers on all three, %zu-byte values\n",
+              opts.brd.value_size);
+  std::printf("machine: %u cores, load average %s at start\n",
+              std::thread::hardware_concurrency(), bench::load_average().c_str());
+
+  auto brd = bench::run_brd(opts.brnode, opts.brd);
+  std::printf("\nBlackRoad (%zu writes, %zu outstanding per node, CAF clients):\n", brd.writes,
+              opts.brd.clients_per_node);
+  if (!brd.failure.empty()) {
+    std::printf("  FAILED: %s\n", brd.failure.c_str());
+    return 1;
+  }
+  double brd_rate = rate(brd.writes, brd.seconds_everywhere);
+  std::printf("  acked (durable on the origin) after %.2f s: %.0f writes/s\n", brd.seconds_acked,
+              rate(brd.writes, brd.seconds_acked));
+  std::printf("  present on all 3 nodes after %.2f s\n", brd.seconds_everywhere);
+  std::printf("  durable replicated writes/s: %.0f   (goal >= 30000)\n", brd_rate);
+  auto lag = brd.probe_lag_ms;
+  std::printf("  replication lag, commit to applied on a peer (%zu probes): p50 %.1f ms, "
+              "p99 %.1f ms   (goal p99 <= 20 ms)\n",
+              lag.size(), bench::percentile(lag, 50), bench::percentile(lag, 99));
+  std::printf("  replication lag, nodes' histograms (all entries, bucket-interpolated): "
+              "p50 %.1f ms, p99 %.1f ms\n",
+              brd.hist_p50_ms, brd.hist_p99_ms);
+  std::printf("  group commit: %.1f writes per synced batch on average; %zu errors\n",
+              brd.mean_commit_batch, brd.errors);
+
+  if (opts.with_etcd) {
+    auto etcd = bench::run_etcd(opts.etcd);
+    std::printf("\netcd, 3 members on loopback (%zu writes, %zu HTTP/JSON clients per member):\n",
+                etcd.writes, opts.etcd.clients_per_node);
+    if (!etcd.skipped.empty())
+      std::printf("  skipped: %s\n", etcd.skipped.c_str());
+    else if (!etcd.failure.empty())
+      std::printf("  FAILED: %s\n", etcd.failure.c_str());
+    else {
+      double etcd_rate = rate(etcd.writes, etcd.seconds_everywhere);
+      std::printf("  version %s\n", etcd.version.c_str());
+      std::printf("  acked (committed by a majority) after %.2f s; present on all 3 after "
+                  "%.2f s; %zu errors\n",
+                  etcd.seconds_acked, etcd.seconds_everywhere, etcd.errors);
+      std::printf("  durable replicated writes/s: %.0f\n", etcd_rate);
+      std::printf("\nratio BlackRoad / etcd: %.1fx   (goal >= 5x)\n",
+                  etcd_rate > 0 ? brd_rate / etcd_rate : 0);
+    }
+  }
+
+  auto batch = static_cast<size_t>(brd.mean_commit_batch + 0.5);
+  batch = batch == 0 ? 1 : batch;
+  std::printf("\nRocksDB alone, one process, synced WriteBatches of %zu x %zu bytes: %.0f "
+              "writes/s\n",
+              batch, opts.brd.value_size,
+              bench::rocksdb_synced_rate(batch, opts.brd.value_size, 3.0));
+  std::printf("load average at end: %s\n", bench::load_average().c_str());
+  return 0;
+}
