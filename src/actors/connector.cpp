@@ -1,4 +1,5 @@
 #include "actors/connector.hpp"
+#include "actors/introspect.hpp"
 
 #include <algorithm>
 #include <map>
@@ -190,7 +191,7 @@ connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
       st.peers.emplace(n.name, peer_link{&n});
   for (auto& [name, link] : st.peers)
     dial_soon(self, name);
-  return {
+  return introspect::counted(self, "connector", connector_actor::behavior_type{
     [=](retry_atom, const std::string& node) {
       auto i = self->state.peers.find(node);
       if (i == self->state.peers.end())
@@ -216,7 +217,7 @@ connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
     },
     [=](connected_atom, const std::string& node, bool ok,
         const std::string& reason) { probe_done(self, node, ok, reason); },
-  };
+  });
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 
 #include "actors/dispatcher_state.hpp"
 #include "io/git.hpp"
@@ -95,6 +96,18 @@ void on_deployments_row(dispatcher_state& st, const state_entry& e) {
 
 http_answer intake(dispatcher_ptr self, const webhook_push& wp);
 
+// A task lost with its node and placed again: the later attempt of its role
+// replaces it (the flag itself is not stored).
+void mark_superseded(deploy_progress& p) {
+  for (auto& [id, slot] : p.tasks) {
+    if (slot.record.reason != "node lost")
+      continue;
+    for (const auto& [other_id, other] : p.tasks)
+      if (other.record.role == slot.record.role && other.record.attempt > slot.record.attempt)
+        slot.superseded = true;
+  }
+}
+
 // Re-follows the pending deployments this node created before a restart.
 void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
   for (const auto& row : rows) {
@@ -116,14 +129,14 @@ void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
             const route_rule* rule = repo ? rule_for_role(*repo, t->role) : nullptr;
             p.add(*t, rule ? *rule : route_rule{});
           }
+        mark_superseded(p);
         for (const auto& [ctx, _] : p.role_states())
           p.posted["blackroad/deploy/" + ctx] = "pending";
         p.posted["blackroad/deploy"] = "pending";
         log::deploy()->info("following deployment {} again ({} tasks)", rec->id, p.tasks.size());
         auto id = rec->id;
         self->state.active[id] = std::move(p);
-        for (const auto& [tid, slot] : self->state.active[id].tasks)
-          on_task_row(self, slot.record);
+        progress(self, id);
       });
   }
 }
@@ -364,22 +377,16 @@ void count_webhook(dispatcher_state& st, const std::string& result) {
   c->inc();
 }
 
+// No reply is asked for: the state actor logs writes it refuses, and these
+// rows need no ordering against anything else (queued rows, which do, are
+// written with a request; see dispatcher_run.cpp).
 void put_row(dispatcher_ptr self, const std::string& table, const std::string& key,
              std::string value) {
-  self->request(self->state.opts.state, store_timeout, put_atom::value, table, key,
-                std::move(value))
-    .then([](write_ack&) {},
-          [=](caf::error& err) {
-            log::deploy()->warn("cannot write {}/{}: {}", table, key, describe(err));
-          });
+  caf::anon_send(self->state.opts.state, put_atom::value, table, key, std::move(value));
 }
 
 void delete_row(dispatcher_ptr self, const std::string& table, const std::string& key) {
-  self->request(self->state.opts.state, store_timeout, delete_atom::value, table, key)
-    .then([](write_ack&) {},
-          [=](caf::error& err) {
-            log::deploy()->warn("cannot delete {}/{}: {}", table, key, describe(err));
-          });
+  caf::anon_send(self->state.opts.state, delete_atom::value, table, key);
 }
 
 void raise_alert(dispatcher_ptr self, const std::string& kind, const std::string& text,

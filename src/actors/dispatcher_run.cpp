@@ -27,7 +27,8 @@ std::string short_sha(const std::string& sha) {
 void post_status(dispatcher_ptr self, deploy_progress& p, const std::string& context,
                  const std::string& state, const std::string& role) {
   auto& st = self->state;
-  if (p.record.kind != "deploy" || !st.opts.poster || p.posted[context] == state)
+  if (p.record.kind != "deploy" || !st.opts.poster || p.tasks.empty()
+      || p.posted[context] == state)
     return;
   p.posted[context] = state;
   self->send(st.opts.poster, commit_status{p.record.repo, p.record.sha, state, context,
@@ -55,50 +56,6 @@ deploy_task to_message(const dispatcher_state& st, const task_slot& slot) {
   m.timeout_s = static_cast<uint32_t>(std::max<int64_t>(1, slot.rule.timeout.count()));
   m.attempt = r.attempt;
   return m;
-}
-
-// Checks whether deployment `id` is done: statuses, latency, final record.
-void progress(dispatcher_ptr self, const std::string& id) {
-  auto& st = self->state;
-  auto i = st.active.find(id);
-  if (i == st.active.end())
-    return;
-  auto& p = i->second;
-  if (!p.running_observed && p.all_started()) {
-    p.running_observed = true;
-    bool any_assigned = false;
-    for (const auto& [tid, slot] : p.tasks)
-      any_assigned = any_assigned || !slot.record.node.empty();
-    if (st.dispatch_seconds != nullptr && any_assigned && p.received_ns > 0)
-      st.dispatch_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
-  }
-  for (const auto& [role, state] : p.role_states())
-    if (state != "pending")
-      post_status(self, p, role_context(role), state, role);
-  if (!p.finished())
-    return;
-  auto overall = p.overall();
-  post_status(self, p, overall_context, overall, {});
-  p.record.state = overall;
-  p.record.finished_at_ms = now_ms();
-  put_row(self, "deployments", id, io::encode(p.record));
-  if (st.opts.metrics)
-    st.opts.metrics
-      ->counter("brnode_deployments_total", "Deployments by final state", {{"state", overall}})
-      .inc();
-  auto what = p.record.kind + " " + id + " of " + p.record.repo + "@" + short_sha(p.record.sha);
-  if (overall == "success") {
-    log::deploy()->info("{} succeeded on {} tasks", what, p.counted());
-  } else {
-    std::string task_id, node;
-    for (const auto& [tid, slot] : p.tasks)
-      if (!slot.superseded && slot.record.state != "succeeded" && task_id.empty()) {
-        task_id = tid;
-        node = slot.record.node;
-      }
-    raise_alert(self, "deploy_failed", what + " failed: " + p.first_failure(), id, task_id, node);
-  }
-  st.active.erase(i);
 }
 
 void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
@@ -229,6 +186,50 @@ void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
 }
 
 } // namespace
+
+// Statuses, the latency sample and the final record once every task is final.
+void progress(dispatcher_ptr self, const std::string& id) {
+  auto& st = self->state;
+  auto i = st.active.find(id);
+  if (i == st.active.end())
+    return;
+  auto& p = i->second;
+  if (!p.running_observed && p.all_started()) {
+    p.running_observed = true;
+    bool any_assigned = false;
+    for (const auto& [tid, slot] : p.tasks)
+      any_assigned = any_assigned || !slot.record.node.empty();
+    if (st.dispatch_seconds != nullptr && any_assigned && p.received_ns > 0)
+      st.dispatch_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
+  }
+  for (const auto& [role, state] : p.role_states())
+    if (state != "pending")
+      post_status(self, p, role_context(role), state, role);
+  if (!p.finished())
+    return;
+  auto overall = p.overall();
+  post_status(self, p, overall_context, overall, {});
+  p.record.state = overall;
+  p.record.finished_at_ms = now_ms();
+  put_row(self, "deployments", id, io::encode(p.record));
+  if (st.opts.metrics)
+    st.opts.metrics
+      ->counter("brnode_deployments_total", "Deployments by final state", {{"state", overall}})
+      .inc();
+  auto what = p.record.kind + " " + id + " of " + p.record.repo + "@" + short_sha(p.record.sha);
+  if (overall == "success") {
+    log::deploy()->info("{} succeeded on {} tasks", what, p.counted());
+  } else {
+    std::string task_id, node;
+    for (const auto& [tid, slot] : p.tasks)
+      if (!slot.superseded && slot.record.state != "succeeded" && task_id.empty()) {
+        task_id = tid;
+        node = slot.record.node;
+      }
+    raise_alert(self, "deploy_failed", what + " failed: " + p.first_failure(), id, task_id, node);
+  }
+  st.active.erase(i);
+}
 
 std::vector<task_slot> slots_for(const std::vector<planned_task>& planned) {
   std::vector<task_slot> out;

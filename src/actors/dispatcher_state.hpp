@@ -52,7 +52,7 @@ int64_t steady_ns();
 http_answer answer(int status, const nlohmann::json& body);
 void count_webhook(dispatcher_state& st, const std::string& result);
 
-// Fire-and-forget writes to the state actor (failures are logged).
+// Fire-and-forget writes to the state actor (it logs the ones it refuses).
 void put_row(dispatcher_ptr self, const std::string& table, const std::string& key,
              std::string value);
 void delete_row(dispatcher_ptr self, const std::string& table, const std::string& key);
@@ -74,6 +74,9 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
 
 // Slots for planned tasks of a push (kind deploy).
 std::vector<task_slot> slots_for(const std::vector<planned_task>& planned);
+
+// Checks whether deployment `id` is done: statuses, latency, final record.
+void progress(dispatcher_ptr self, const std::string& id);
 
 // A row of the `tasks` table arrived (ours or a deployer's).
 void on_task_row(dispatcher_ptr self, const io::task_record& row);

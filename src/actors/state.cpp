@@ -10,15 +10,17 @@
 //   version vector, which becomes `acked`. An empty batch is a probe: on
 //   connect it learns P's vector, and every anti_entropy_every ticks it
 //   notices anything P lost.
-// - New entries come from the ring, an in-memory tail of everything committed
-//   or applied here, in apply order. This node's own entries go out at once.
-//   Entries of other origins are relayed once they are relay_delay old and P
-//   still lacks them (P usually has them from their origin by then), so a
-//   node cut off from an origin but not from us still converges, without
-//   doubling the traffic of a healthy mesh.
-// - A peer whose reply shows it lacks something we sent, or that fell out of
-//   the ring, is caught up from the store's log (missing_for); if the log was
-//   truncated past its vector it gets a snapshot of all tables.
+// - This node's own new entries go out at once, from the ring: an in-memory
+//   tail of its recent commits (consecutive seqs).
+// - Other origins' entries are relayed only to a peer that stalls on them:
+//   its replies show no progress on origin O for stall_timeout while we hold
+//   newer entries of O (it is cut off from O, or O's stream to it broke).
+//   A healthy mesh thus carries each entry once per peer, and a node cut off
+//   from an origin but not from us still converges.
+// - A stalled peer, one whose reply shows it lacks something we sent, or one
+//   that fell behind the ring, is caught up from the store's log
+//   (missing_for, all origins); if the log was truncated past its vector it
+//   gets a snapshot of all tables.
 // - The log is truncated when every configured peer (live or not) has
 //   acknowledged the entries.
 //
@@ -53,7 +55,7 @@ constexpr uint64_t scan_max_rows = 100'000;
 constexpr auto tick_interval = std::chrono::milliseconds(100);
 constexpr uint64_t anti_entropy_every = 10; // ticks: once a second
 constexpr uint64_t truncate_every = 50;     // ticks: every five seconds
-constexpr auto relay_delay = std::chrono::milliseconds(200);
+constexpr auto stall_timeout = std::chrono::milliseconds(300);
 constexpr auto peer_timeout = std::chrono::seconds(5);
 constexpr auto lookup_timeout = std::chrono::seconds(2);
 constexpr auto lookup_retry = std::chrono::milliseconds(200);
@@ -74,11 +76,6 @@ struct pending_wait {
   ack_promise promise;
 };
 
-struct ring_item {
-  state_entry entry;
-  clock::time_point at; // when it was committed or applied here
-};
-
 // Replication towards one peer.
 struct peer_link {
   caf::actor handle;       // its state actor; invalid while not connected
@@ -93,14 +90,16 @@ struct peer_link {
   bool catching_up = true; // send from the store's log, not the ring
   bool hold = false;       // the last push failed: wait for the next tick
   bool probe_due = true;   // send an empty batch if there is nothing else
-  uint64_t own_pos = 0;    // next ring index to look at for own entries
-  uint64_t relay_pos = 0;  // ... for other origins' entries
+  // Per origin, when its seq in the peer's replies last grew (or caught up
+  // with ours): no progress for stall_timeout means we relay that origin.
+  std::map<std::string, clock::time_point> progress;
 };
 
 struct instruments {
   io::metrics_registry* registry = nullptr;
   io::counter* writes = nullptr;
   io::histogram* batch_size = nullptr;
+  io::histogram* commit_time = nullptr;
   io::histogram* lag = nullptr;
 };
 
@@ -112,8 +111,7 @@ struct replica {
   std::vector<pending_write> buffer;      // writes waiting for the next flush
   bool flush_pending = false;
   std::vector<pending_wait> waits;
-  std::deque<ring_item> ring;
-  uint64_t ring_base = 0; // index of ring.front()
+  std::deque<state_entry> ring; // own recent commits, consecutive seqs
   size_t ring_bytes = 0;
   std::map<std::string, std::vector<caf::actor>> subscribers; // by table
   uint64_t ticks = 0;
@@ -125,10 +123,6 @@ using state_ptr = state_actor::stateful_pointer<replica>;
 uint64_t seq_in(const version_vector& vv, const std::string& origin) {
   auto i = vv.find(origin);
   return i == vv.end() ? 0 : i->second;
-}
-
-uint64_t ring_end(const replica& st) {
-  return st.ring_base + st.ring.size();
 }
 
 size_t entry_bytes(const state_entry& e) {
@@ -145,6 +139,9 @@ instruments make_instruments(io::metrics_registry* m) {
   out.batch_size = &m->histogram(
     "brnode_state_commit_batch_size", "Writes per synced commit (group commit)",
     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192});
+  out.commit_time = &m->histogram(
+    "brnode_state_commit_seconds", "Time of one synced group commit",
+    {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1});
   out.lag = &m->histogram(
     "brnode_state_replication_lag_seconds",
     "Time from a write's commit at its origin to its apply here (HLC wall time)",
@@ -189,28 +186,23 @@ void notify(replica& st, const std::vector<state_entry>& entries) {
   }
 }
 
-void remember(replica& st, std::vector<state_entry>&& entries) {
-  auto now = clock::now();
-  for (auto& e : entries) {
+// Keeps this node's new commits in the ring, dropping the oldest past its
+// size bound (peers that still need those are caught up from the log).
+void remember(replica& st, std::vector<state_entry>&& committed) {
+  for (auto& e : committed) {
     st.ring_bytes += entry_bytes(e);
-    st.ring.push_back({std::move(e), now});
+    st.ring.push_back(std::move(e));
   }
   while (st.ring_bytes > ring_max_bytes && !st.ring.empty()) {
-    st.ring_bytes -= entry_bytes(st.ring.front().entry);
+    st.ring_bytes -= entry_bytes(st.ring.front());
     st.ring.pop_front();
-    ++st.ring_base;
   }
 }
 
 void push(state_ptr self, const std::string& peer);
 
-// Entries new here join the ring and go to every peer that lacks them.
-void spread(state_ptr self, std::vector<state_entry>&& applied) {
-  auto& st = self->state;
-  if (applied.empty())
-    return;
-  remember(st, std::move(applied));
-  for (auto& [name, link] : st.peers)
+void push_all(state_ptr self) {
+  for (auto& [name, link] : self->state.peers)
     push(self, name);
 }
 
@@ -311,7 +303,11 @@ void flush(state_ptr self) {
   writes.reserve(pending.size());
   for (auto& p : pending)
     writes.push_back(std::move(p.write));
+  auto began = clock::now();
   auto results = commit_all(st, writes);
+  if (st.metrics.commit_time != nullptr)
+    st.metrics.commit_time->observe(
+      std::chrono::duration<double>(clock::now() - began).count());
   auto deadline = clock::now() + st.opts.wait_timeout;
   std::vector<state_entry> committed;
   committed.reserve(results.size());
@@ -334,40 +330,31 @@ void flush(state_ptr self) {
     st.metrics.batch_size->observe(static_cast<double>(committed.size()));
   }
   notify(st, committed);
-  spread(self, std::move(committed));
+  remember(st, std::move(committed));
+  push_all(self);
 }
 
 // -- pushing to peers ---------------------------------------------------------------
 
-// Moves ring entries `link`'s peer lacks into `out`: our own at once, other
-// origins' once they are relay_delay old.
-void collect(const replica& st, const std::string& peer, peer_link& link,
-             std::vector<state_entry>& out) {
+// Copies the ring entries the peer lacks into `out`, as far as batch limits
+// allow. False when it lacks entries the ring no longer holds.
+bool collect(const replica& st, peer_link& link, std::vector<state_entry>& out) {
+  if (st.ring.empty())
+    return true;
+  auto from = seq_in(link.sent, st.opts.self) + 1;
+  auto first = st.ring.front().seq;
+  if (from < first)
+    return false;
   size_t bytes = 0;
-  auto take = [&](const state_entry& e) {
-    out.push_back(e);
-    bytes += entry_bytes(e);
-    link.sent[e.origin] = e.seq;
-  };
-  auto full = [&] {
-    return out.size() >= batch_max_entries || bytes >= batch_max_bytes;
-  };
-  const auto& self_name = st.opts.self;
-  for (; link.own_pos < ring_end(st) && !full(); ++link.own_pos) {
-    const auto& e = st.ring[link.own_pos - st.ring_base].entry;
-    if (e.origin == self_name && e.seq > seq_in(link.sent, e.origin))
-      take(e);
-  }
-  auto ripe = clock::now() - relay_delay;
-  for (; link.relay_pos < ring_end(st) && !full(); ++link.relay_pos) {
-    const auto& item = st.ring[link.relay_pos - st.ring_base];
-    if (item.at > ripe)
+  for (auto i = from - first; i < st.ring.size(); ++i) {
+    if (out.size() >= batch_max_entries || bytes >= batch_max_bytes)
       break;
-    const auto& e = item.entry;
-    if (e.origin != self_name && e.origin != peer
-        && e.seq > seq_in(link.sent, e.origin))
-      take(e);
+    out.push_back(st.ring[i]);
+    bytes += entry_bytes(out.back());
   }
+  if (!out.empty())
+    link.sent[st.opts.self] = out.back().seq;
+  return true;
 }
 
 void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
@@ -390,7 +377,10 @@ void send_to_peer(state_ptr self, const std::string& peer, Message msg) {
   link.in_flight = true;
   link.probe_due = false;
   auto generation = link.generation;
-  self->request(link.handle, peer_timeout, std::move(msg))
+  // High priority: a peer handles replication before its local writes, so
+  // replication lag does not grow with the depth of its write queue.
+  self->request<caf::message_priority::high>(link.handle, peer_timeout,
+                                             std::move(msg))
     .then(
       [=](version_vector& theirs) {
         on_reply(self, peer, generation, std::move(theirs));
@@ -415,7 +405,6 @@ void send_snapshot(state_ptr self, const std::string& peer) {
   for (const auto& [origin, seq] : snap->vv)
     link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
   link.catching_up = false;
-  link.own_pos = link.relay_pos = ring_end(st);
   send_to_peer(self, peer, std::move(*snap));
 }
 
@@ -425,8 +414,6 @@ void push(state_ptr self, const std::string& peer) {
   auto& link = st.peers.at(peer);
   if (!link.handle || link.in_flight || link.hold)
     return;
-  if (std::min(link.own_pos, link.relay_pos) < st.ring_base)
-    link.catching_up = true;
   repl_batch batch{st.opts.self, {}};
   if (!link.knows_vv) {
     // A probe first: what it lacks depends on its version vector.
@@ -442,31 +429,38 @@ void push(state_ptr self, const std::string& peer) {
       send_snapshot(self, peer);
       return;
     }
-    if (delta->entries.size() < batch_max_entries) {
-      link.catching_up = false;
-      link.own_pos = link.relay_pos = ring_end(st);
-    }
+    if (delta->entries.size() < batch_max_entries)
+      link.catching_up = false; // the ring has what comes next
+
     for (const auto& e : delta->entries)
       link.sent[e.origin] = std::max(seq_in(link.sent, e.origin), e.seq);
     batch.entries = std::move(delta->entries);
-  } else {
-    collect(st, peer, link, batch.entries);
+  } else if (!collect(st, link, batch.entries)) {
+    link.catching_up = true;
+    push(self, peer);
+    return;
   }
   if (batch.entries.empty() && !link.probe_due && link.knows_vv)
     return;
   send_to_peer(self, peer, std::move(batch));
 }
 
-// True when `theirs` lacks an entry we hold, though nothing for it is
-// pending in the ring (it lost data, or we applied a snapshot).
-bool lacks_settled(const replica& st, const peer_link& link, const version_vector& theirs) {
-  if (link.catching_up || link.relay_pos != ring_end(st)
-      || link.own_pos != ring_end(st))
-    return false;
-  for (const auto& [origin, seq] : st.db->vv())
-    if (seq > seq_in(theirs, origin))
-      return true;
-  return false;
+// Notes the peer's progress per origin; true when it stalls on an origin
+// of which we hold newer entries.
+bool stalled(const replica& st, peer_link& link, const version_vector& theirs) {
+  auto now = clock::now();
+  bool stuck = false;
+  for (const auto& [origin, ours] : st.db->vv()) {
+    if (origin == st.opts.self)
+      continue;
+    auto have = seq_in(theirs, origin);
+    auto [at, fresh] = link.progress.try_emplace(origin, now);
+    if (fresh || have >= ours || have > seq_in(link.acked, origin))
+      at->second = now;
+    else if (now - at->second > stall_timeout)
+      stuck = true;
+  }
+  return stuck;
 }
 
 void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
@@ -480,14 +474,20 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
   bool lost = std::any_of(link.sent.begin(), link.sent.end(), [&](auto& kv) {
     return seq_in(theirs, kv.first) < kv.second;
   });
-  if (lost || lacks_settled(st, link, theirs)) {
-    log::state()->debug("peer {} lacks entries we hold: catching it up from "
-                        "its version vector",
+  if (lost) {
+    log::state()->debug("peer {} did not keep entries we sent: catching it "
+                        "up from its version vector",
                         peer);
     link.sent = theirs;
     link.catching_up = true;
-    link.hold = lost; // it refused part of a batch: not again before a tick
+    link.hold = true; // it refused part of a batch: not again before a tick
   } else {
+    if (stalled(st, link, theirs) && !link.catching_up) {
+      log::state()->debug("peer {} makes no progress on entries we hold: "
+                          "relaying them",
+                          peer);
+      link.catching_up = true;
+    }
     for (const auto& [origin, seq] : theirs)
       link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
   }
@@ -506,6 +506,7 @@ void adopt(state_ptr self, const std::string& peer, caf::actor handle) {
   ++link.generation;
   link.in_flight = link.hold = link.knows_vv = false;
   link.catching_up = true;
+  link.progress.clear();
   link.sent.clear();
   push(self, peer);
 }
@@ -620,7 +621,6 @@ caf::result<version_vector> receive_batch(state_ptr self, repl_batch& batch) {
     refused(st, reason_label(why), "from " + batch.from + ": " + why);
   observe_lag(st, result->applied);
   notify(st, result->changed);
-  spread(self, std::move(result->applied));
   return st.db->vv();
 }
 

@@ -87,6 +87,11 @@ io::http_response on_webhook(const ctx_ptr& ctx, req_t req) {
   auto received = std::chrono::duration_cast<std::chrono::nanoseconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
+  if (ctx->webhook_secret.empty()) {
+    count(ctx, "off");
+    return reply(503, {{"error", "webhooks are off on this node: the config sets no "
+                                 "github.webhook_secret_file"}});
+  }
   io::webhook_request wr{header(req, "x-github-event"), header(req, "x-github-delivery"),
                          header(req, "x-hub-signature-256"), req.body};
   if (auto verdict = io::classify(wr, ctx->webhook_secret))
@@ -127,6 +132,13 @@ io::http_response on_rollback(const ctx_ptr& ctx, req_t req) {
 caf::expected<std::vector<state_row>> scan(const ctx_ptr& ctx, const std::string& table,
                                            const std::string& prefix, uint64_t limit = scan_all) {
   return ask<std::vector<state_row>>(ctx, ctx->state, scan_atom::value, table, prefix, limit);
+}
+
+// j[key] of a JSON object, null when absent (operator[] of a const json must
+// not be asked for a missing key).
+json field(const json& j, const char* key) {
+  auto i = j.find(key);
+  return i == j.end() ? json{} : *i;
 }
 
 template <class Record>
@@ -192,10 +204,12 @@ io::http_response on_one(const ctx_ptr& ctx, req_t req, bool logs) {
   if (!logs)
     return reply(200, **d);
   auto out = json::array();
-  for (const auto& t : (**d)["tasks"])
-    out.push_back({{"task_id", t["task_id"]}, {"node", t["node"]}, {"role", t["role"]},
-                   {"state", t["state"]}, {"reason", t["reason"]},
-                   {"log_path", t["log_path"]}, {"log_tail", t["log_tail"]}});
+  for (const auto& t : (**d)["tasks"]) {
+    json row;
+    for (auto key : {"task_id", "node", "role", "state", "reason", "log_path", "log_tail"})
+      row[key] = field(t, key);
+    out.push_back(std::move(row));
+  }
   return reply(200, {{"deployment", req.captures[0]}, {"tasks", out}});
 }
 
@@ -218,6 +232,11 @@ std::string text_of(const json& j) {
   return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
+// The text of j[key], "" when absent.
+std::string text_at(const json& j, const char* key) {
+  return text_of(field(j, key));
+}
+
 io::http_response on_page(const ctx_ptr& ctx, req_t req) {
   auto d = deployment_json(ctx, req.captures[0]);
   if (!d)
@@ -227,18 +246,19 @@ io::http_response on_page(const ctx_ptr& ctx, req_t req) {
   const auto& dep = **d;
   std::string page = "<!doctype html>\n<meta charset=\"utf-8\">\n<title>deployment "
                      + html_escape(req.captures[0]) + "</title>\n<h1>"
-                     + html_escape(text_of(dep["repo"])) + " @ "
-                     + html_escape(text_of(dep["sha"])) + "</h1>\n<table>\n";
+                     + html_escape(text_at(dep, "repo")) + " @ "
+                     + html_escape(text_at(dep, "sha")) + "</h1>\n<table>\n";
   for (auto key : {"id", "kind", "state", "ref", "pusher", "created_at_ms", "finished_at_ms"})
-    page += "<tr><th>" + std::string{key} + "</th><td>" + html_escape(text_of(dep[key]))
+    page += "<tr><th>" + std::string{key} + "</th><td>" + html_escape(text_at(dep, key))
             + "</td></tr>\n";
   page += "</table>\n<h2>Tasks</h2>\n";
-  for (const auto& t : dep["tasks"]) {
-    page += "<h3>" + html_escape(text_of(t["task_id"])) + ": " + html_escape(text_of(t["state"]))
-            + "</h3>\n<p>role " + html_escape(text_of(t["role"])) + ", node "
-            + html_escape(text_of(t["node"])) + ", exit code " + html_escape(text_of(t["exit_code"]))
-            + (text_of(t["reason"]).empty() ? "" : ", " + html_escape(text_of(t["reason"])))
-            + "</p>\n<pre>" + html_escape(text_of(t["log_tail"])) + "</pre>\n";
+  for (const auto& t : field(dep, "tasks")) {
+    auto reason = text_at(t, "reason");
+    page += "<h3>" + html_escape(text_at(t, "task_id")) + ": " + html_escape(text_at(t, "state"))
+            + "</h3>\n<p>role " + html_escape(text_at(t, "role")) + ", node "
+            + html_escape(text_at(t, "node")) + ", exit code " + html_escape(text_at(t, "exit_code"))
+            + (reason.empty() ? "" : ", " + html_escape(reason)) + "</p>\n<pre>"
+            + html_escape(text_at(t, "log_tail")) + "</pre>\n";
   }
   return {200, "text/html; charset=utf-8", page, {}};
 }

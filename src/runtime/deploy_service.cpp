@@ -30,15 +30,11 @@ std::string resolve(const fleet_config& fleet, const std::string& path) {
   return (fs::path{fleet.file}.parent_path() / path).string();
 }
 
-// The secret in `path` with trailing whitespace removed, or an error naming
-// `key` and the file.
+// The secret in `path` (set) with trailing whitespace removed, or an error
+// naming `key` and the file.
 caf::expected<std::string> read_secret(const fleet_config& fleet, const std::string& key,
                                        const std::string& path) {
   auto where = fleet.file + ": " + key + ": ";
-  if (path.empty())
-    return make_error(brd_errc::bad_config,
-                      where + "not set, and this node has the role \"bridge\"; fix: set "
-                        + key + " in [github] to a file holding the secret");
   auto file = resolve(fleet, path);
   std::ifstream in{file, std::ios::binary};
   if (!in)
@@ -82,10 +78,17 @@ deploy_service::start(caf::actor_system& sys, deploy_service_options opts) {
   auto ctx = std::make_shared<deploy_api_context>();
   std::string token;
   if (bridge) {
-    auto secret = read_secret(opts.fleet, "github.webhook_secret_file", github.webhook_secret_file);
-    if (!secret)
-      return secret.error();
-    ctx->webhook_secret = std::move(*secret);
+    if (github.webhook_secret_file.empty()) {
+      log::deploy()->warn("webhooks are off: this node has the role \"bridge\" but {} sets "
+                          "no github.webhook_secret_file",
+                          opts.fleet.file);
+    } else {
+      auto secret = read_secret(opts.fleet, "github.webhook_secret_file",
+                                github.webhook_secret_file);
+      if (!secret)
+        return secret.error();
+      ctx->webhook_secret = std::move(*secret);
+    }
     if (!github.token_file.empty()) {
       auto t = read_secret(opts.fleet, "github.token_file", github.token_file);
       if (!t)

@@ -6,10 +6,12 @@
 // webhook body limit the HTTP server must enforce (github.max_body_bytes).
 //
 // start() reads the secrets once, before anything is spawned: on a bridge
-// node github.webhook_secret_file must be readable and not empty, and
-// github.token_file (when set) readable; otherwise the error
-// (brd_errc::bad_config) names the key and the file, never the contents.
-// Relative paths resolve against the config file's directory.
+// node github.webhook_secret_file and github.token_file, when set, must be
+// readable and not empty; otherwise the error (brd_errc::bad_config) names
+// the key and the file, never the contents. Without a webhook secret the
+// node answers webhooks 503 (and logs a warning at start); without a token
+// it posts no commit statuses. Relative paths resolve against the config
+// file's directory.
 #pragma once
 
 #include <memory>

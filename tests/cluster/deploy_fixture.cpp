@@ -208,7 +208,7 @@ webhook_reply send_webhook(uint16_t port, const std::string& body, const std::st
                            const std::string& delivery, const std::string& event,
                            const std::string& signature) {
   httplib::Client client{"127.0.0.1", port};
-  client.set_connection_timeout(1, 0);
+  client.set_connection_timeout(5, 0); // a SYN dropped by a full backlog is resent after 1 s
   client.set_read_timeout(15, 0);
   client.set_write_timeout(15, 0);
   httplib::Headers headers{
@@ -226,7 +226,7 @@ webhook_reply send_webhook(uint16_t port, const std::string& body, const std::st
 
 webhook_reply http_post_json(uint16_t port, const std::string& path, const std::string& body) {
   httplib::Client client{"127.0.0.1", port};
-  client.set_connection_timeout(1, 0);
+  client.set_connection_timeout(5, 0); // a SYN dropped by a full backlog is resent after 1 s
   client.set_read_timeout(15, 0);
   auto res = client.Post(path, body, "application/json");
   if (!res)
