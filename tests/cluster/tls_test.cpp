@@ -65,6 +65,24 @@ std::string openssl_or_skip() {
   return path;
 }
 
+// Makes the fleet's CA with certificates for `fleet_nodes`, a rogue CA with
+// a certificate for c, and writes the intruder's config: it trusts the
+// fleet's CA but presents the rogue certificate. Returns that config's path.
+std::string make_intruder(const std::string& openssl, fleet& fl,
+                          const std::vector<node_spec>& specs,
+                          std::initializer_list<const char*> fleet_nodes) {
+  cert_maker certs{openssl, fl.dir()};
+  certs.make_ca("ca");
+  certs.make_ca("rogue-ca");
+  for (const std::string node : fleet_nodes)
+    certs.make_node(node, "ca");
+  certs.make_node("c", "rogue-ca", "rogue");
+  return fl.dir().write(
+    "rogue.toml", fleet_toml("t1", specs, "",
+                             "[tls]\nca = \"ca.pem\"\ncert = \"rogue/{name}.pem\"\n"
+                             "key = \"rogue/{name}.key\"\n"));
+}
+
 } // namespace
 
 TEST_CASE("nodes with certificates from the fleet's CA join over mutual TLS") {
@@ -96,17 +114,8 @@ TEST_CASE("a node whose certificate comes from another CA is never alive on the 
     return;
   auto specs = make_specs(3);
   fleet fl{"t1", specs, "", tls_section};
-  cert_maker certs{openssl, fl.dir()};
-  certs.make_ca("ca");
-  certs.make_ca("rogue-ca");
-  for (const std::string node : {"a", "b", "c"})
-    certs.make_node(node, "ca");
-  certs.make_node("c", "rogue-ca", "rogue");
   // The intruder trusts the fleet's CA but presents a certificate of its own CA.
-  auto rogue_config = fl.dir().write(
-    "rogue.toml", fleet_toml("t1", specs, "",
-                             "[tls]\nca = \"ca.pem\"\ncert = \"rogue/{name}.pem\"\n"
-                             "key = \"rogue/{name}.key\"\n"));
+  auto rogue_config = make_intruder(openssl, fl, specs, {"a", "b", "c"});
   fl.start("a");
   fl.start("b");
   REQUIRE(fl.wait_all_alive(10s));
@@ -146,16 +155,7 @@ TEST_CASE("the fleet's own TLS links stay up while an intruder knocks"
     return;
   auto specs = make_specs(3);
   fleet fl{"t1", specs, "", tls_section};
-  cert_maker certs{openssl, fl.dir()};
-  certs.make_ca("ca");
-  certs.make_ca("rogue-ca");
-  for (const std::string node : {"a", "b"})
-    certs.make_node(node, "ca");
-  certs.make_node("c", "rogue-ca", "rogue");
-  auto rogue_config = fl.dir().write(
-    "rogue.toml", fleet_toml("t1", specs, "",
-                             "[tls]\nca = \"ca.pem\"\ncert = \"rogue/{name}.pem\"\n"
-                             "key = \"rogue/{name}.key\"\n"));
+  auto rogue_config = make_intruder(openssl, fl, specs, {"a", "b"});
   fl.start("a");
   fl.start("b");
   REQUIRE(fl.wait_all_alive(10s));
