@@ -5,7 +5,8 @@
 //
 // - For every connected peer P this node keeps `sent`, the version vector P
 //   holds plus what is in flight to it, and pushes repl_batch{self, entries}
-//   with at most one batch in flight. P applies what follows its version
+//   with at most max_in_flight batches unanswered (a slow peer gets bigger
+//   batches, not more of them). P applies what follows its version
 //   vector without gaps (state_store::apply, idempotent) and replies with its
 //   version vector, which becomes `acked`. An empty batch is a probe: on
 //   connect it learns P's vector, and every anti_entropy_every ticks it
@@ -34,7 +35,6 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
-#include "io/codec.hpp"
 #include "io/metrics.hpp"
 #include "io/state_store.hpp"
 #include "runtime/errors.hpp"
@@ -50,15 +50,17 @@ using io::version_vector;
 
 constexpr size_t batch_max_entries = 4096;
 constexpr size_t batch_max_bytes = 1 << 20;
+constexpr size_t max_in_flight = 2; // batches per peer awaiting its reply
 constexpr size_t ring_max_bytes = 16 << 20;
 constexpr uint64_t scan_max_rows = 100'000;
 constexpr auto tick_interval = std::chrono::milliseconds(100);
 constexpr uint64_t anti_entropy_every = 10; // ticks: once a second
-constexpr uint64_t truncate_every = 50;     // ticks: every five seconds
+constexpr uint64_t truncate_every = 10;     // ticks: every second (short stalls)
 constexpr auto stall_timeout = std::chrono::milliseconds(300);
 constexpr auto peer_timeout = std::chrono::seconds(5);
 constexpr auto lookup_timeout = std::chrono::seconds(2);
 constexpr auto lookup_retry = std::chrono::milliseconds(200);
+constexpr auto relearn_grace = std::chrono::seconds(3);
 
 using ack_promise = caf::typed_response_promise<write_ack>;
 
@@ -85,10 +87,12 @@ struct peer_link {
   bool heard = false;      // `acked` came from the peer during this run
   version_vector acked;    // its version vector, from its last reply
   version_vector sent;     // acked plus what is in flight
-  bool in_flight = false;
+  // Per batch awaiting the peer's reply, oldest first: the highest seq it
+  // carries per origin (replies come in order).
+  std::deque<version_vector> in_flight;
   bool knows_vv = false;   // `sent` is based on a reply of this connection
   bool catching_up = true; // send from the store's log, not the ring
-  bool hold = false;       // the last push failed: wait for the next tick
+  bool hold = false;       // the last push failed: wait for anti-entropy
   bool probe_due = true;   // send an empty batch if there is nothing else
   // Per origin, when its seq in the peer's replies last grew (or caught up
   // with ours): no progress for stall_timeout means we relay that origin.
@@ -116,6 +120,11 @@ struct replica {
   std::map<std::string, std::vector<caf::actor>> subscribers; // by table
   uint64_t ticks = 0;
   instruments metrics;
+  // A store without writes of our own may have lost them (a wiped data
+  // directory): until every peer answered, or relearn_grace passed, local
+  // writes wait, so new ones never reuse a seq the peers hold.
+  bool relearning = false;
+  clock::time_point relearn_until;
 };
 
 using state_ptr = state_actor::stateful_pointer<replica>;
@@ -142,6 +151,12 @@ instruments make_instruments(io::metrics_registry* m) {
   out.commit_time = &m->histogram(
     "brnode_state_commit_seconds", "Time of one synced group commit",
     {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1});
+  // Every reason at 0 from the start, so dashboards see the series.
+  for (const char* reason : {"unknown_sender", "unknown_origin", "gap", "corrupt_value",
+                             "unknown_schema", "unknown_table", "other"})
+    m->counter("brnode_state_rejected_total",
+               "Replicated entries or batches refused, by reason",
+               {{"reason", reason}});
   out.lag = &m->histogram(
     "brnode_state_replication_lag_seconds",
     "Time from a write's commit at its origin to its apply here (HLC wall time)",
@@ -189,6 +204,11 @@ void notify(replica& st, const std::vector<state_entry>& entries) {
 // Keeps this node's new commits in the ring, dropping the oldest past its
 // size bound (peers that still need those are caught up from the log).
 void remember(replica& st, std::vector<state_entry>&& committed) {
+  if (!committed.empty() && !st.ring.empty()
+      && committed.front().seq != st.ring.back().seq + 1) {
+    st.ring.clear(); // our seq jumped (we relearned lost writes of ours)
+    st.ring_bytes = 0;
+  }
   for (auto& e : committed) {
     st.ring_bytes += entry_bytes(e);
     st.ring.push_back(std::move(e));
@@ -295,7 +315,7 @@ commit_all(replica& st, const std::vector<io::local_write>& writes) {
 void flush(state_ptr self) {
   auto& st = self->state;
   st.flush_pending = false;
-  if (st.buffer.empty())
+  if (st.buffer.empty() || st.relearning)
     return;
   auto pending = std::move(st.buffer);
   st.buffer.clear();
@@ -334,17 +354,41 @@ void flush(state_ptr self) {
   push_all(self);
 }
 
+// Ends `relearning` once every peer holds no write of ours that we lack, or
+// the grace period is over (some peer is unreachable: we cannot know).
+void check_relearned(state_ptr self) {
+  auto& st = self->state;
+  if (!st.relearning)
+    return;
+  auto ours = seq_in(st.db->vv(), st.opts.self);
+  bool known = std::all_of(st.peers.begin(), st.peers.end(), [&](const auto& kv) {
+    return kv.second.heard && seq_in(kv.second.acked, st.opts.self) <= ours;
+  });
+  if (!known && clock::now() < st.relearn_until)
+    return;
+  st.relearning = false;
+  if (ours > 0)
+    log::state()->info("relearned {} writes of ours from peers (lost data?)", ours);
+  else if (!known)
+    log::state()->info("not every peer answered within {} s; writing anyway",
+                       relearn_grace.count());
+  if (!st.buffer.empty() && !st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
 // -- pushing to peers ---------------------------------------------------------------
 
 // Copies the ring entries the peer lacks into `out`, as far as batch limits
 // allow. False when it lacks entries the ring no longer holds.
 bool collect(const replica& st, peer_link& link, std::vector<state_entry>& out) {
-  if (st.ring.empty())
-    return true;
   auto from = seq_in(link.sent, st.opts.self) + 1;
-  auto first = st.ring.front().seq;
-  if (from < first)
+  if (from > seq_in(st.db->vv(), st.opts.self))
+    return true; // it has (or is being sent) all of ours
+  if (st.ring.empty() || from < st.ring.front().seq)
     return false;
+  auto first = st.ring.front().seq;
   size_t bytes = 0;
   for (auto i = from - first; i < st.ring.size(); ++i) {
     if (out.size() >= batch_max_entries || bytes >= batch_max_bytes)
@@ -366,15 +410,18 @@ void on_push_failed(state_ptr self, const std::string& peer,
   if (link.generation != generation)
     return;
   log::state()->debug("push to peer {} failed: {}", peer, describe(err));
-  link.in_flight = link.knows_vv = false; // probe again after the tick
+  ++link.generation; // later replies of this stream are stale
+  link.in_flight.clear();
+  link.knows_vv = false; // probe again with anti-entropy
   link.hold = link.catching_up = true;
   link.sent.clear();
 }
 
 template <class Message>
-void send_to_peer(state_ptr self, const std::string& peer, Message msg) {
+void send_to_peer(state_ptr self, const std::string& peer, Message msg,
+                  version_vector carried) {
   auto& link = self->state.peers.at(peer);
-  link.in_flight = true;
+  link.in_flight.push_back(std::move(carried));
   link.probe_due = false;
   auto generation = link.generation;
   // High priority: a peer handles replication before its local writes, so
@@ -405,14 +452,16 @@ void send_snapshot(state_ptr self, const std::string& peer) {
   for (const auto& [origin, seq] : snap->vv)
     link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
   link.catching_up = false;
-  send_to_peer(self, peer, std::move(*snap));
+  auto carried = snap->vv;
+  send_to_peer(self, peer, std::move(*snap), std::move(carried));
 }
 
-// Sends `peer` the next batch it lacks, unless one is in flight.
+// Sends `peer` the next batch it lacks, unless max_in_flight are.
 void push(state_ptr self, const std::string& peer) {
   auto& st = self->state;
   auto& link = st.peers.at(peer);
-  if (!link.handle || link.in_flight || link.hold)
+  if (!link.handle || link.hold || link.in_flight.size() >= max_in_flight
+      || (!link.knows_vv && !link.in_flight.empty()))
     return;
   repl_batch batch{st.opts.self, {}};
   if (!link.knows_vv) {
@@ -431,9 +480,6 @@ void push(state_ptr self, const std::string& peer) {
     }
     if (delta->entries.size() < batch_max_entries)
       link.catching_up = false; // the ring has what comes next
-
-    for (const auto& e : delta->entries)
-      link.sent[e.origin] = std::max(seq_in(link.sent, e.origin), e.seq);
     batch.entries = std::move(delta->entries);
   } else if (!collect(st, link, batch.entries)) {
     link.catching_up = true;
@@ -442,7 +488,12 @@ void push(state_ptr self, const std::string& peer) {
   }
   if (batch.entries.empty() && !link.probe_due && link.knows_vv)
     return;
-  send_to_peer(self, peer, std::move(batch));
+  version_vector carried;
+  for (const auto& e : batch.entries) {
+    carried[e.origin] = std::max(carried[e.origin], e.seq);
+    link.sent[e.origin] = std::max(seq_in(link.sent, e.origin), e.seq);
+  }
+  send_to_peer(self, peer, std::move(batch), std::move(carried));
 }
 
 // Notes the peer's progress per origin; true when it stalls on an origin
@@ -467,20 +518,23 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
               version_vector theirs) {
   auto& st = self->state;
   auto& link = st.peers.at(peer);
-  if (link.generation != generation)
+  if (link.generation != generation || link.in_flight.empty())
     return;
-  link.in_flight = false;
+  auto carried = std::move(link.in_flight.front());
+  link.in_flight.pop_front();
   link.heard = link.knows_vv = true;
-  bool lost = std::any_of(link.sent.begin(), link.sent.end(), [&](auto& kv) {
+  bool lost = std::any_of(carried.begin(), carried.end(), [&](auto& kv) {
     return seq_in(theirs, kv.first) < kv.second;
   });
   if (lost) {
     log::state()->debug("peer {} did not keep entries we sent: catching it "
                         "up from its version vector",
                         peer);
+    ++link.generation; // the reply to a later batch would mislead
+    link.in_flight.clear();
     link.sent = theirs;
     link.catching_up = true;
-    link.hold = true; // it refused part of a batch: not again before a tick
+    link.hold = true; // it refused part of a batch: retry with anti-entropy
   } else {
     if (stalled(st, link, theirs) && !link.catching_up) {
       log::state()->debug("peer {} makes no progress on entries we hold: "
@@ -493,6 +547,7 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
   }
   link.acked = std::move(theirs);
   settle_waits(st);
+  check_relearned(self);
   push(self, peer);
 }
 
@@ -504,7 +559,8 @@ void adopt(state_ptr self, const std::string& peer, caf::actor handle) {
   self->monitor(handle);
   link.handle = std::move(handle);
   ++link.generation;
-  link.in_flight = link.hold = link.knows_vv = false;
+  link.in_flight.clear();
+  link.hold = link.knows_vv = false;
   link.catching_up = true;
   link.progress.clear();
   link.sent.clear();
@@ -519,7 +575,7 @@ void drop(state_ptr self, const std::string& peer, const std::string& why) {
   self->demonitor(link.handle);
   link.handle = nullptr;
   ++link.generation;
-  link.in_flight = false;
+  link.in_flight.clear();
   link.next_lookup = clock::now() + lookup_retry;
 }
 
@@ -666,14 +722,17 @@ void tick(state_ptr self) {
   ++st.ticks;
   bool probe = st.ticks % anti_entropy_every == 0;
   for (auto& [name, link] : st.peers) {
-    link.hold = false;
-    link.probe_due = link.probe_due || probe;
+    if (probe) { // a failed or refused push is retried once a second
+      link.hold = false;
+      link.probe_due = true;
+    }
     if (link.handle)
       push(self, name);
     else
       lookup(self, name);
   }
   settle_waits(st);
+  check_relearned(self);
   if (st.ticks % truncate_every == 0)
     truncate_log(st);
   self->delayed_send(self, tick_interval, tick_atom::value);
@@ -694,6 +753,8 @@ state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
     if (n.name != st.opts.self)
       st.peers[n.name];
   st.metrics = make_instruments(st.opts.metrics.get());
+  st.relearning = seq_in(st.db->vv(), st.opts.self) == 0 && !st.peers.empty();
+  st.relearn_until = clock::now() + relearn_grace;
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   self->send(st.opts.health, subscribe_atom::value,
              caf::actor_cast<caf::actor>(self));

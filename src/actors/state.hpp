@@ -8,17 +8,23 @@
 //   row, log entry and version vector went into one synced RocksDB batch.
 //   Writes that arrive while a commit is running share the next commit
 //   (group commit). With `wait_for` N the reply waits until N peers also
-//   report holding the write; after `state_options::wait_timeout` it is
+//   report holding the write (applied to their store; peers do not fsync
+//   what they apply); after `state_options::wait_timeout` it is
 //   brd_errc::timeout (the write itself stays durable and replicates).
 // - Bad requests (unknown table, a value that is not a msgpack record map
 //   with a known "v" schema version, wait_for above the number of peers) are
 //   brd_errc::refused with a sentence saying why.
-// - A subscriber receives one state_entry per change of its table applied
-//   here, local or remote, in apply order, until it terminates.
+// - A subscriber receives one state_entry per row change of its table here
+//   (local writes, and replicated entries or snapshot rows that win the
+//   merge rule), in apply order, until it terminates.
 //
 // Contract between peers: each node pushes to each connected peer what that
-// peer lacks, at most one batch in flight per peer; the peer answers with
+// peer lacks, a bounded number of batches in flight; the peer answers with
 // its version vector. See state.cpp for the protocol.
+//
+// Metrics: brnode_state_writes_total, brnode_state_commit_batch_size,
+// brnode_state_commit_seconds, brnode_state_replication_lag_seconds,
+// brnode_state_rejected_total{reason}.
 //
 // The actor runs detached: commits block on fsync.
 #pragma once

@@ -1,234 +1,25 @@
 // Replicated state across real brnode processes (issue 3): convergence of
 // concurrent writes, durability of acknowledged writes across kill -9,
-// convergence after a network partition (network namespaces), and refusal
-// of bad replication input. Nodes are driven over /api/state; the bad-input
-// test also speaks CAF to a node's state actor, as a forged peer would.
+// convergence after network partitions (network namespaces, root only),
+// refusal of forged replication input, wait_for and subscriptions. Nodes are
+// driven over /api/state; some tests also speak CAF to a state actor, as a
+// peer or brsh would (state_client.hpp).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
-#include <set>
 #include <thread>
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <caf/actor_system.hpp>
-#include <caf/io/middleman.hpp>
-#include <caf/scoped_actor.hpp>
-#include <httplib.h>
-
-#include "actors/health.hpp"
 #include "harness.hpp"
+#include "netns_lab.hpp"
 #include "runtime/hlc.hpp"
-#include "runtime/messages.hpp"
-#include "runtime/type_registry.hpp"
+#include "state_client.hpp"
 
 using namespace brd::test;
 using nlohmann::json;
-
-namespace {
-
-// -- talking to /api/state -----------------------------------------------------
-
-// A node as the test reaches it: over loopback, or at its own address when
-// it runs in a network namespace.
-struct endpoint {
-  std::string name;
-  std::string host = "127.0.0.1";
-  uint16_t http_port = 0;
-};
-
-struct reply {
-  int status = 0; // 0: no answer
-  std::string body;
-  json doc() const { return json::parse(body, nullptr, false); }
-};
-
-reply call(const endpoint& to, const std::string& method, const std::string& path,
-           const std::string& body = "") {
-  httplib::Client client{to.host, to.http_port};
-  client.set_connection_timeout(0, 500'000);
-  client.set_read_timeout(10, 0);
-  client.set_write_timeout(2, 0);
-  httplib::Result res{nullptr, httplib::Error::Unknown};
-  if (method == "PUT")
-    res = client.Put(path.c_str(), body, "application/msgpack");
-  else if (method == "DELETE")
-    res = client.Delete(path.c_str());
-  else
-    res = client.Get(path.c_str());
-  if (!res)
-    return {};
-  return {res->status, res->body};
-}
-
-// A msgpack record {"v": 1, ...fields}.
-std::string record(json fields) {
-  fields["v"] = 1;
-  auto bytes = json::to_msgpack(fields);
-  return {bytes.begin(), bytes.end()};
-}
-
-std::string hex(const std::string& bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes)
-    out += {digits[c >> 4], digits[c & 15]};
-  return out;
-}
-
-// What a node acknowledged for one write.
-struct acked_write {
-  std::string key;
-  std::string value_hex; // "" for a delete
-  uint64_t hlc = 0;
-  std::string origin;
-};
-
-std::optional<acked_write> put(const endpoint& to, const std::string& table,
-                               const std::string& key, const std::string& value,
-                               int wait_for = 0) {
-  auto path = "/api/state/" + table + "/" + key
-              + (wait_for > 0 ? "?wait_for=" + std::to_string(wait_for) : "");
-  auto r = call(to, "PUT", path, value);
-  if (r.status != 201)
-    return std::nullopt;
-  auto ack = r.doc();
-  return acked_write{key, hex(value), ack.value("hlc", uint64_t{0}),
-                     ack.value("origin", "")};
-}
-
-std::optional<acked_write> erase(const endpoint& to, const std::string& table,
-                                 const std::string& key) {
-  auto r = call(to, "DELETE", "/api/state/" + table + "/" + key);
-  if (r.status != 200)
-    return std::nullopt;
-  auto ack = r.doc();
-  return acked_write{key, "", ack.value("hlc", uint64_t{0}), ack.value("origin", "")};
-}
-
-// key -> value_hex of the live rows under `prefix`; nullopt when the node
-// does not answer.
-std::optional<std::map<std::string, std::string>>
-rows(const endpoint& at, const std::string& table, const std::string& prefix) {
-  auto r = call(at, "GET", "/api/state/" + table + "?limit=100000&prefix=" + prefix);
-  auto doc = r.doc();
-  if (r.status != 200 || !doc.is_array())
-    return std::nullopt;
-  std::map<std::string, std::string> out;
-  for (const auto& row : doc)
-    out[row.value("key", "")] = row.value("value_hex", "");
-  return out;
-}
-
-// The node's digest ("tables" and "vv"), or null.
-json digest(const endpoint& at) {
-  auto r = call(at, "GET", "/api/state/digest");
-  auto doc = r.doc();
-  if (r.status != 200 || !doc.is_object())
-    return nullptr;
-  doc.erase("node");
-  return doc;
-}
-
-// "" when every node shows the same digest and version vector, else a
-// description of the difference.
-std::string digest_difference(const std::vector<endpoint>& nodes) {
-  json first;
-  for (const auto& n : nodes) {
-    auto d = digest(n);
-    if (d.is_null())
-      return n.name + " gives no digest";
-    if (first.is_null())
-      first = d;
-    else if (d != first)
-      return nodes.front().name + " " + first.dump() + " vs " + n.name + " " + d.dump();
-  }
-  return "";
-}
-
-// Milliseconds until the digests agree, or -1 after `timeout`.
-long ms_until_converged(const std::vector<endpoint>& nodes, millis timeout) {
-  auto start = steady::now();
-  if (!wait_until([&] { return digest_difference(nodes).empty(); }, timeout, 10ms))
-    return -1;
-  return static_cast<long>(
-    std::chrono::duration_cast<millis>(steady::now() - start).count());
-}
-
-// Every acked write of `expected` (key -> value_hex) is on `at`.
-std::string missing_on(const endpoint& at, const std::string& table,
-                       const std::string& prefix,
-                       const std::map<std::string, std::string>& expected) {
-  auto have = rows(at, table, prefix);
-  if (!have)
-    return at.name + " does not answer";
-  size_t missing = 0;
-  std::string first;
-  for (const auto& [key, value] : expected) {
-    auto i = have->find(key);
-    if (i == have->end() || i->second != value) {
-      if (missing++ == 0)
-        first = key + (i == have->end() ? " absent" : " has another value");
-      }
-  }
-  if (missing == 0)
-    return "";
-  return at.name + " lacks " + std::to_string(missing) + " of "
-         + std::to_string(expected.size()) + " acked writes (first: " + first + ")";
-}
-
-std::vector<endpoint> endpoints_of(fleet& fl) {
-  std::vector<endpoint> out;
-  for (const auto& s : fl.specs())
-    out.push_back({s.name, "127.0.0.1", s.http_port});
-  return out;
-}
-
-// The winner per key among acked writes, by the merge rule.
-std::map<std::string, acked_write> winners(const std::vector<acked_write>& writes) {
-  std::map<std::string, acked_write> out;
-  for (const auto& w : writes) {
-    auto i = out.find(w.key);
-    if (i == out.end() || std::tie(w.hlc, w.origin) > std::tie(i->second.hlc, i->second.origin))
-      out[w.key] = w;
-  }
-  return out;
-}
-
-// Checks that every node holds, per key, the acked write that wins (deleted
-// keys absent).
-void check_winners(const std::vector<endpoint>& nodes, const std::string& table,
-                   const std::string& prefix, const std::vector<acked_write>& writes) {
-  auto expected = winners(writes);
-  for (const auto& n : nodes) {
-    CAPTURE(n.name);
-    auto have = rows(n, table, prefix);
-    REQUIRE(have);
-    size_t wrong = 0;
-    std::string first;
-    for (const auto& [key, w] : expected) {
-      auto i = have->find(key);
-      bool ok = w.value_hex.empty() ? i == have->end()
-                                    : i != have->end() && i->second == w.value_hex;
-      if (!ok && wrong++ == 0)
-        first = key + (w.value_hex.empty() ? " (deleted) is back" : " is not the winner");
-    }
-    CHECK_MESSAGE(wrong == 0, n.name << ": " << wrong << " keys wrong, first " << first);
-  }
-}
-
-void start_and_join(fleet& fl) {
-  fl.start_all();
-  REQUIRE_MESSAGE(fl.wait_all_alive(15s), "the fleet did not join within 15 s");
-  auto nodes = endpoints_of(fl);
-  // Each node writes its own nodes/NAME record on start: wait for those.
-  REQUIRE_MESSAGE(ms_until_converged(nodes, 10s) >= 0, digest_difference(nodes));
-}
-
-} // namespace
 
 // -- convergence -----------------------------------------------------------------
 
@@ -357,182 +148,6 @@ TEST_CASE("acknowledged writes survive kill -9 of their node and reach every pee
 
 namespace {
 
-// `n` network namespaces, each holding one node: a data veth into a bridge
-// (the fleet's addresses) and a management veth to the root namespace (the
-// test's HTTP), so cutting the data link isolates the node from its peers
-// but not from the test. Everything is removed on destruction.
-class netns_lab {
-public:
-  explicit netns_lab(size_t n) : n_(n) {
-    tag_ = std::to_string(::getpid() % 1000);
-    net_ = std::to_string(::getpid() % 250);
-    ip_ = find_program("ip");
-    if (ip_.empty()) {
-      problem_ = "the `ip` program (iproute2) is not installed";
-      return;
-    }
-    if (::geteuid() != 0) {
-      problem_ = "network namespaces need root (run the test as root)";
-      return;
-    }
-    problem_ = setup();
-  }
-
-  ~netns_lab() {
-    for (size_t i = 0; i < n_; ++i) {
-      ip({"netns", "del", ns(i)});
-      ip({"link", "del", "sm" + tag_ + "h" + std::to_string(i)});
-    }
-    ip({"link", "del", bridge()});
-  }
-
-  netns_lab(const netns_lab&) = delete;
-  netns_lab& operator=(const netns_lab&) = delete;
-
-  // Why the lab could not be made; "" when it works.
-  const std::string& problem() const { return problem_; }
-
-  std::string ns(size_t i) const { return "sact" + tag_ + "-" + std::to_string(i); }
-  std::string data_ip(size_t i) const { return "10.213." + net_ + "." + std::to_string(i + 1); }
-  std::string mgmt_ip(size_t i) const {
-    return "10." + std::to_string(215 + i) + "." + net_ + ".1";
-  }
-
-  // Takes node i's data link down (cut) or up (heal).
-  bool set_link(size_t i, bool up) {
-    return ip({"link", "set", "sd" + tag_ + "h" + std::to_string(i), up ? "up" : "down"})
-      .empty();
-  }
-
-  // Drops (or restores) traffic between nodes i and j only, with blackhole
-  // routes in both namespaces.
-  bool set_pair_cut(size_t i, size_t j, bool cut) {
-    auto verb = cut ? "add" : "del";
-    return ip({"-n", ns(i), "route", verb, "blackhole", data_ip(j) + "/32"}).empty()
-           && ip({"-n", ns(j), "route", verb, "blackhole", data_ip(i) + "/32"}).empty();
-  }
-
-private:
-  std::string bridge() const { return "sbr" + tag_; }
-
-  // "" on success, else the command and its output.
-  std::string ip(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{ip_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = run_program(argv, 5s);
-    if (r.exit_code == 0)
-      return "";
-    std::string cmd = "ip";
-    for (const auto& a : args)
-      cmd += " " + a;
-    return "`" + cmd + "` failed (" + std::to_string(r.exit_code) + "): " + r.output;
-  }
-
-  std::string setup() {
-    std::vector<std::vector<std::string>> cmds{
-      {"link", "add", bridge(), "type", "bridge"},
-      {"addr", "add", "10.213." + net_ + ".254/24", "dev", bridge()},
-      {"link", "set", bridge(), "up"}};
-    for (size_t i = 0; i < n_; ++i) {
-      auto d = "sd" + tag_ + "h" + std::to_string(i), dn = "sd" + tag_ + "n" + std::to_string(i);
-      auto m = "sm" + tag_ + "h" + std::to_string(i), mn = "sm" + tag_ + "n" + std::to_string(i);
-      auto mnet = "10." + std::to_string(215 + i) + "." + net_;
-      std::vector<std::vector<std::string>> node{
-        {"netns", "add", ns(i)},
-        {"link", "add", d, "type", "veth", "peer", "name", dn},
-        {"link", "set", d, "master", bridge()},
-        {"link", "set", d, "up"},
-        {"link", "set", dn, "netns", ns(i)},
-        {"-n", ns(i), "addr", "add", data_ip(i) + "/24", "dev", dn},
-        {"-n", ns(i), "link", "set", dn, "up"},
-        {"-n", ns(i), "link", "set", "lo", "up"},
-        {"link", "add", m, "type", "veth", "peer", "name", mn},
-        {"addr", "add", mnet + ".2/24", "dev", m},
-        {"link", "set", m, "up"},
-        {"link", "set", mn, "netns", ns(i)},
-        {"-n", ns(i), "addr", "add", mgmt_ip(i) + "/24", "dev", mn},
-        {"-n", ns(i), "link", "set", mn, "up"}};
-      cmds.insert(cmds.end(), node.begin(), node.end());
-    }
-    for (const auto& c : cmds)
-      if (auto err = ip(c); !err.empty())
-        return err;
-    return "";
-  }
-
-  size_t n_;
-  std::string tag_, net_, ip_, problem_;
-};
-
-// True when every node lists every node (itself included) as alive.
-bool all_alive(const std::vector<endpoint>& nodes) {
-  for (const auto& n : nodes) {
-    auto doc = call(n, "GET", "/api/members").doc();
-    if (!doc.is_array() || doc.size() != nodes.size())
-      return false;
-    for (const auto& row : doc)
-      if (row.value("state", "") != "alive")
-        return false;
-  }
-  return true;
-}
-
-std::string state_of(const endpoint& at, const std::string& node) {
-  auto doc = call(at, "GET", "/api/members").doc();
-  if (doc.is_array())
-    for (const auto& row : doc)
-      if (row.value("node", "") == node)
-        return row.value("state", "");
-  return "";
-}
-
-// Nodes a, b, ... each in its own namespace of `lab`, reached by the test
-// over their management links. The fleet's addresses are the data links.
-class netns_fleet {
-public:
-  netns_fleet(netns_lab& lab, size_t n) {
-    std::string toml = "[cluster]\nname = \"part\"\nbackoff_max_ms = 500\n\n";
-    for (size_t i = 0; i < n; ++i) {
-      std::string name(1, static_cast<char>('a' + i));
-      nodes.push_back({name, lab.mgmt_ip(i), 4901});
-      toml += "[[node]]\nname = \"" + name + "\"\ntier = \"pi\"\nroles = []\nhost = \""
-              + lab.data_ip(i) + "\"\nport = 4801\nhttp_port = 4901\n\n";
-    }
-    auto config = dir_.write("fleet.toml", toml);
-    for (size_t i = 0; i < n; ++i) {
-      const auto& name = nodes[i].name;
-      auto wrapper = dir_.write("run-" + name + ".sh", "#!/bin/sh\nexec " + find_program("ip")
-                                                         + " netns exec " + lab.ns(i) + " "
-                                                         + brnode_bin() + " \"$@\"\n");
-      ::chmod(wrapper.c_str(), 0755);
-      procs_.push_back(std::make_unique<node_process>(dir_.file(name + ".log")));
-      procs_.back()->start(wrapper, config, name, dir_.file("data/" + name));
-    }
-  }
-
-  ~netns_fleet() {
-    if (current_test_failed())
-      for (auto& p : procs_) {
-        auto text = p->log_text();
-        std::fprintf(stderr, "%s:\n%s\n", p->log_path().c_str(),
-                     text.substr(text.size() > 4000 ? text.size() - 4000 : 0).c_str());
-      }
-  }
-
-  // Every node sees every node alive and the digests agree.
-  void join() {
-    REQUIRE_MESSAGE(wait_until([&] { return all_alive(nodes); }, 20s, 50ms),
-                    "the nodes did not join");
-    REQUIRE_MESSAGE(ms_until_converged(nodes, 10s) >= 0, digest_difference(nodes));
-  }
-
-  std::vector<endpoint> nodes;
-
-private:
-  temp_dir dir_;
-  std::vector<std::unique_ptr<node_process>> procs_;
-};
-
 // Writes on `n` during the partition: own keys, contested keys, deletes.
 void write_side(const endpoint& n, int rounds, const std::vector<std::string>& to_delete,
                 std::mutex& mutex, std::vector<acked_write>& acked) {
@@ -553,8 +168,6 @@ void write_side(const endpoint& n, int rounds, const std::vector<std::string>& t
   }
 }
 
-} // namespace
-
 // How long the partition is held. Past CAF's connection timeout (10 s) the
 // nodes drop their connections and redial after the heal (backoff_max_ms 500
 // in the test config). A shorter silent partition leaves the connections up,
@@ -565,6 +178,8 @@ millis partition_hold() {
   const char* v = std::getenv("BRD_PARTITION_MS");
   return millis{v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : 12000};
 }
+
+} // namespace
 
 TEST_CASE("a node cut off from four peers converges after the partition heals, deletes stay deleted") {
   netns_lab lab{5};
@@ -661,37 +276,6 @@ TEST_CASE("a node cut off from one origin gets its writes through a third node")
 
 namespace {
 
-// A CAF node of the fleet's cluster (same app identifier) that reaches a
-// node's state actor through its health actor, as a peer would.
-class forged_peer {
-public:
-  forged_peer(const std::string& cluster, uint16_t actor_port)
-    : cfg_(cluster, false), sys_(cfg_), self_(sys_) {
-    auto health = sys_.middleman().remote_actor<brd::health_actor>("127.0.0.1", actor_port);
-    REQUIRE_MESSAGE(health, "cannot reach the node's health actor: " << sys_.render(health.error()));
-    self_->request(*health, 5s, brd::get_atom::value, std::string{"state"})
-      .receive([&](caf::actor& state) { state_ = state; },
-               [&](caf::error& err) { FAIL("no state service: " << sys_.render(err)); });
-    REQUIRE(state_);
-  }
-
-  // Pushes `batch`; the node's version vector, or "error: ..." text.
-  std::string push(brd::repl_batch batch) {
-    std::string out;
-    self_->request(state_, 5s, std::move(batch))
-      .receive(
-        [&](std::map<std::string, uint64_t>& vv) { out = json(vv).dump(); },
-        [&](caf::error& err) { out = "error: " + sys_.render(err); });
-    return out;
-  }
-
-private:
-  brd::system_config cfg_;
-  caf::actor_system sys_;
-  caf::scoped_actor self_;
-  caf::actor state_;
-};
-
 brd::state_entry forged_entry(const std::string& origin, uint64_t seq, std::string value,
                               const std::string& key) {
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -722,7 +306,7 @@ TEST_CASE("forged replication input is refused with a logged reason and changes 
   auto truncated = valid.substr(0, valid.size() - 1);
   auto v999 = json::to_msgpack(json{{"v", 999}, {"x", 1}});
 
-  forged_peer peer{"st", fl.spec("a").port};
+  caf_client peer{"st", fl.spec("a").port};
   struct forged_case {
     std::string reason; // metric label
     std::string log_words;
@@ -769,4 +353,84 @@ TEST_CASE("forged replication input is refused with a logged reason and changes 
   REQUIRE(w);
   CHECK(ms_until_converged(nodes, 2s) >= 0);
   CHECK(missing_on(nodes[2], "tasks", "after-forgery", {{w->key, w->value_hex}}) == "");
+}
+
+// -- waiting for peers, subscriptions ------------------------------------------------
+
+TEST_CASE("a write with wait_for=N is acknowledged once N peers hold it, and times out when they cannot") {
+  fleet fl{"st", make_specs(3)};
+  start_and_join(fl);
+  auto nodes = endpoints_of(fl);
+  for (int i = 0; i < 10; ++i) {
+    auto w = put(nodes[0], "rollouts", "w2-" + std::to_string(i), record({{"i", i}}), 2);
+    REQUIRE(w);
+    // Acknowledged with wait_for=2: both peers already hold it.
+    for (const auto* n : {&nodes[1], &nodes[2]})
+      CHECK(missing_on(*n, "rollouts", w->key, {{w->key, w->value_hex}}) == "");
+  }
+  CHECK(call(nodes[0], "PUT", "/api/state/rollouts/x?wait_for=3", record({})).status == 400);
+  fl.process("c").kill9();
+  CHECK(put(nodes[0], "rollouts", "w1", record({}), 1));
+  auto started = steady::now();
+  auto r = call(nodes[0], "PUT", "/api/state/rollouts/w2-down?wait_for=2", record({}));
+  auto waited = std::chrono::duration_cast<millis>(steady::now() - started).count();
+  MESSAGE("wait_for=2 with a peer down answered " << r.status << " after " << waited << " ms: "
+                                                  << r.body);
+  CHECK(r.status == 504);
+  CHECK(waited < 7000);
+  // The write itself is durable on a and reached b.
+  CHECK(call(nodes[0], "GET", "/api/state/rollouts/w2-down").status == 200);
+  CHECK(wait_until([&] { return call(nodes[1], "GET", "/api/state/rollouts/w2-down").status == 200; },
+                   2s));
+}
+
+TEST_CASE("a subscriber receives every change of its table, local or replicated") {
+  fleet fl{"st", make_specs(3)};
+  start_and_join(fl);
+  auto nodes = endpoints_of(fl);
+  caf_client client{"st", fl.spec("a").port};
+  client.subscribe("alerts");
+  std::this_thread::sleep_for(100ms); // the subscription is asynchronous
+  REQUIRE(put(nodes[0], "alerts", "local", record({{"n", 1}})));
+  REQUIRE(put(nodes[1], "alerts", "remote", record({{"n", 2}})));
+  REQUIRE(erase(nodes[2], "alerts", "local"));
+  REQUIRE(put(nodes[1], "tasks", "other-table", record({})));
+  std::vector<std::string> seen;
+  while (auto e = client.next_change(2s))
+    seen.push_back(e->key + (e->tombstone ? " deleted" : "") + " from " + e->origin);
+  std::sort(seen.begin(), seen.end()); // origins replicate independently
+  CHECK(seen == std::vector<std::string>{"local deleted from c", "local from a", "remote from b"});
+}
+
+// -- lost data -------------------------------------------------------------------------
+
+TEST_CASE("a node that lost its data directory relearns the state and its own writes") {
+  fleet fl{"st", make_specs(3)};
+  start_and_join(fl);
+  auto nodes = endpoints_of(fl);
+  std::vector<acked_write> acked;
+  for (int i = 0; i < 20; ++i)
+    for (const auto& n : nodes) {
+      auto w = put(n, "artifacts", "lost-" + n.name + "-" + std::to_string(i), record({{"i", i}}));
+      REQUIRE(w);
+      acked.push_back(*w);
+    }
+  REQUIRE(ms_until_converged(nodes, 5s) >= 0);
+  // The peers truncate their logs every second once everyone holds the
+  // entries: after this, c can only be caught up with a snapshot.
+  std::this_thread::sleep_for(2s);
+  fl.process("c").kill9();
+  std::filesystem::remove_all(fl.data_dir("c"));
+  fl.start("c");
+  auto ms = ms_until_converged(nodes, 15s);
+  MESSAGE("c, started on an empty data directory, converged after " << ms << " ms");
+  CHECK_MESSAGE(ms >= 0, digest_difference(nodes));
+  check_winners(nodes, "artifacts", "lost-", acked);
+  // Its new writes take fresh seqs, so they reach the peers.
+  auto w = put(nodes[2], "artifacts", "after-loss", record({{"new", true}}));
+  REQUIRE(w);
+  CHECK(ms_until_converged(nodes, 5s) >= 0);
+  CHECK(missing_on(nodes[0], "artifacts", "after-loss", {{w->key, w->value_hex}}) == "");
+  CHECK(fl.process("c").log_text().find("relearned") != std::string::npos);
+  CHECK(fl.process("c").log_text().find("applied a snapshot") != std::string::npos);
 }

@@ -23,6 +23,8 @@ struct brd_result {
   std::vector<double> probe_lag_ms; // commit (HLC) -> applied on a peer
   double hist_p50_ms = 0, hist_p99_ms = 0; // nodes' own lag histograms
   double mean_commit_batch = 0;
+  double node_cpu_seconds = 0;   // the 3 brnode processes, during the load
+  double client_cpu_seconds = 0; // this process's client actors, likewise
 };
 
 brd_result run_brd(const std::string& brnode, const load_options& opts);

@@ -115,6 +115,11 @@ int main(int argc, char** argv) {
               brd.hist_p50_ms, brd.hist_p99_ms);
   std::printf("  group commit: %.1f writes per synced batch on average; %zu errors\n",
               brd.mean_commit_batch, brd.errors);
+  std::printf("  CPU: %.1f s in the 3 nodes + %.1f s in the client actors = %.0f us per "
+              "replicated write (%.0f us in the nodes)\n",
+              brd.node_cpu_seconds, brd.client_cpu_seconds,
+              1e6 * (brd.node_cpu_seconds + brd.client_cpu_seconds) / brd.writes,
+              1e6 * brd.node_cpu_seconds / brd.writes);
 
   if (opts.with_etcd) {
     auto etcd = bench::run_etcd(opts.etcd);

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <netinet/in.h>
 #include <set>
+#include <sstream>
+#include <iterator>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -161,6 +163,24 @@ std::string base64(const std::string& bytes) {
     out += {table[n >> 18], table[(n >> 12) & 63], table[(n >> 6) & 63], '='};
   }
   return out;
+}
+
+double cpu_seconds(pid_t pid) {
+  std::ifstream in{pid == 0 ? std::string{"/proc/self/stat"}
+                            : "/proc/" + std::to_string(pid) + "/stat"};
+  std::string text{std::istreambuf_iterator<char>{in}, {}};
+  // Fields after the command name (which may hold spaces): state is field 3,
+  // utime and stime are fields 14 and 15.
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream rest{text.substr(close + 2)};
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i >= 14)
+      ticks += std::atof(field.c_str());
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::string load_average() {

@@ -44,6 +44,10 @@ std::string record_of_size(size_t size);
 
 std::string base64(const std::string& bytes);
 
+// CPU seconds (user + system) used so far by process `pid`; this process
+// when pid is 0.
+double cpu_seconds(pid_t pid = 0);
+
 // "X.XX Y.YY Z.ZZ" from /proc/loadavg.
 std::string load_average();
 
