@@ -16,6 +16,7 @@
 
 #include "io/process.hpp"
 #include "runtime/errors.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
@@ -23,19 +24,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using strings = std::vector<std::string>;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "brd-git-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = fs::canonical(pattern);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const std::string& name) const { return (path / name).string(); }
-};
+using brd_test::temp_dir;
 
 // Runs git in `dir` and returns its stdout without the final newline.
 std::string git(const std::string& dir, strings args) {

@@ -13,6 +13,7 @@
 #include <msgpack.hpp>
 
 #include "runtime/errors.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
@@ -22,22 +23,7 @@ using brd::io::batch;
 using brd::io::node_record;
 using brd::io::store;
 
-// A fresh directory under the system temp dir, removed with all it holds.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "brd-store-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const char* name) const {
-    return (path / name).string();
-  }
-};
+using brd_test::temp_dir;
 
 bool has_code(const caf::error& err, brd_errc code) {
   return err.category() == caf::atom("brd")

@@ -1,4 +1,5 @@
 #include "io/sysinfo.hpp"
+#include "../support/temp_dir.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -11,19 +12,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono;
 
-// A fresh directory under the system temp dir, removed with all it holds.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "brd-sysinfo-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using brd_test::temp_dir;
 
 void write_bytes(const fs::path& file, size_t n) {
   std::ofstream{file, std::ios::binary} << std::string(n, 'x');

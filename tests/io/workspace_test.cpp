@@ -15,24 +15,14 @@
 #include <doctest/doctest.h>
 
 #include "runtime/errors.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using brd::io::workspace;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "brd-workspace-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = fs::canonical(pattern);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using brd_test::temp_dir;
 
 const std::string repo = "blackroad/site";
 
