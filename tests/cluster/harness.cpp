@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -13,91 +11,18 @@
 #include <netinet/in.h>
 #include <set>
 #include <sstream>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
 #include <httplib.h>
 
-extern char** environ;
-
 namespace brd::test {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// "KEY=VALUE" entries of the current environment, overridden by `extra`.
-std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
-  std::vector<std::string> out;
-  auto key_of = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string kv{*e};
-    bool overridden = std::any_of(extra.begin(), extra.end(),
-                                  [&](const auto& x) { return key_of(x) == key_of(kv); });
-    if (!overridden)
-      out.push_back(std::move(kv));
-  }
-  out.insert(out.end(), extra.begin(), extra.end());
-  return out;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (auto& s : strings)
-    out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-// fork + execve with stdout and stderr on `out_fd`, stdin on /dev/null and
-// no other descriptor. Everything the child touches is prepared before the
-// fork, so the child only makes system calls.
-pid_t spawn(std::vector<std::string> argv, const std::vector<std::string>& env, int out_fd) {
-  auto envs = merged_env(env);
-  auto c_argv = c_strings(argv);
-  auto c_env = c_strings(envs);
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent)
-      ::_exit(127);
-    ::dup2(null_fd, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(out_fd, 2);
-    ::close_range(3, ~0U, 0); // no test socket or file leaks into the node
-    ::execve(c_argv[0], c_argv.data(), c_env.data());
-    const char msg[] = "harness: execve failed\n";
-    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
-  }
-  ::close(null_fd);
-  return pid;
-}
-
-int decode_status(int status) {
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
-  return -1;
-}
-
-// Non-blocking reap: the exit code, or nullopt while `pid` runs.
-std::optional<int> try_reap(pid_t pid) {
-  int status = 0;
-  pid_t r = ::waitpid(pid, &status, WNOHANG);
-  if (r == pid)
-    return decode_status(status);
-  if (r < 0 && errno == ECHILD)
-    return -1;
-  return std::nullopt;
-}
 
 // Remembers whether an assertion of the running test case has failed, so a
 // fleet can print its nodes' logs only when they are needed.
@@ -268,102 +193,6 @@ std::string fleet_toml(const std::string& cluster, const std::vector<node_spec>&
   return out.str();
 }
 
-// -- processes -----------------------------------------------------------------
-
-node_process::node_process(std::string log_path) : log_path_(std::move(log_path)) {}
-
-node_process::~node_process() {
-  if (pid_ > 0 && !exit_code_) {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-}
-
-void node_process::start(const std::string& bin, const std::string& config,
-                         const std::string& name, const std::string& data_dir,
-                         const std::vector<std::string>& extra_args,
-                         const std::vector<std::string>& env) {
-  REQUIRE_MESSAGE((pid_ <= 0 || exit_code_), "node " << name << " is still running");
-  std::vector<std::string> argv{bin, "--config", config, "--name", name, "--data-dir", data_dir};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  REQUIRE_MESSAGE(fd >= 0, "cannot open " << log_path_ << ": " << std::strerror(errno));
-  exit_code_.reset();
-  pid_ = spawn(std::move(argv), env, fd);
-  ::close(fd);
-  REQUIRE_MESSAGE(pid_ > 0, "fork: " << std::strerror(errno));
-}
-
-steady::time_point node_process::kill9() {
-  auto at = steady::now();
-  if (pid_ > 0 && !exit_code_) {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    exit_code_ = decode_status(status);
-  }
-  return at;
-}
-
-void node_process::term() {
-  if (pid_ > 0 && !exit_code_)
-    ::kill(pid_, SIGTERM);
-}
-
-std::optional<int> node_process::wait_exit(millis timeout) {
-  auto deadline = steady::now() + timeout;
-  while (pid_ > 0 && !exit_code_) {
-    exit_code_ = try_reap(pid_);
-    if (exit_code_ || steady::now() >= deadline)
-      break;
-    std::this_thread::sleep_for(5ms);
-  }
-  return exit_code_;
-}
-
-bool node_process::running() {
-  if (pid_ <= 0 || exit_code_)
-    return false;
-  exit_code_ = try_reap(pid_);
-  return !exit_code_;
-}
-
-std::string node_process::log_text() const {
-  return read_file(log_path_);
-}
-
-run_result run_program(const std::vector<std::string>& argv, millis timeout,
-                       const std::vector<std::string>& env) {
-  char out_path[] = "/tmp/brd-run-XXXXXX";
-  int fd = ::mkstemp(out_path);
-  REQUIRE_MESSAGE(fd >= 0, "mkstemp: " << std::strerror(errno));
-  pid_t pid = spawn(argv, env, fd);
-  ::close(fd);
-  REQUIRE_MESSAGE(pid > 0, "fork: " << std::strerror(errno));
-  run_result result;
-  auto deadline = steady::now() + timeout;
-  std::optional<int> code;
-  while (!(code = try_reap(pid)) && steady::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  if (!code) {
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  result.exit_code = code.value_or(-1);
-  result.output = read_file(out_path);
-  ::unlink(out_path);
-  return result;
-}
-
-run_result run_brnode(const std::vector<std::string>& args, millis timeout,
-                      const std::vector<std::string>& env) {
-  std::vector<std::string> argv{brnode_bin()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_program(argv, timeout, env);
-}
-
 // -- HTTP ----------------------------------------------------------------------
 
 http_reply http_get_text(uint16_t port, const std::string& path) {
@@ -461,70 +290,6 @@ std::string describe_times(const std::map<std::string, long>& times, long* max_m
   if (max_ms != nullptr)
     *max_ms = most;
   return text.empty() ? "(none)" : text;
-}
-
-// -- Prometheus text ----------------------------------------------------------
-
-namespace {
-
-// Parses `{a="x",b="y"}` starting at line[pos] == '{'; returns the index
-// after '}', or npos when malformed.
-size_t parse_labels(const std::string& line, size_t pos,
-                    std::map<std::string, std::string>& labels) {
-  ++pos;
-  while (pos < line.size() && line[pos] != '}') {
-    auto eq = line.find('=', pos);
-    if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"')
-      return std::string::npos;
-    auto key = line.substr(pos, eq - pos);
-    std::string value;
-    size_t i = eq + 2;
-    for (; i < line.size() && line[i] != '"'; ++i) {
-      if (line[i] == '\\' && i + 1 < line.size())
-        ++i;
-      value += line[i];
-    }
-    labels[key] = value;
-    pos = i + 1;
-    if (pos < line.size() && line[pos] == ',')
-      ++pos;
-  }
-  return pos < line.size() ? pos + 1 : std::string::npos;
-}
-
-} // namespace
-
-std::vector<metric_sample> parse_metrics(const std::string& text) {
-  std::vector<metric_sample> out;
-  std::istringstream in{text};
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#')
-      continue;
-    metric_sample s;
-    auto end = line.find_first_of("{ ");
-    if (end == std::string::npos)
-      continue;
-    s.name = line.substr(0, end);
-    if (line[end] == '{' && (end = parse_labels(line, end, s.labels)) == std::string::npos)
-      continue;
-    s.value = std::strtod(line.c_str() + end, nullptr);
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-std::vector<metric_sample> find_metrics(const std::vector<metric_sample>& all,
-                                        const std::string& name,
-                                        const std::map<std::string, std::string>& labels) {
-  std::vector<metric_sample> out;
-  for (const auto& s : all) {
-    bool match = s.name == name;
-    for (const auto& [k, v] : labels)
-      match = match && s.labels.count(k) > 0 && s.labels.at(k) == v;
-    if (match)
-      out.push_back(s);
-  }
-  return out;
 }
 
 // -- a whole fleet -------------------------------------------------------------
