@@ -11,8 +11,13 @@ namespace {
 constexpr const char* usage_text = R"(usage: brnode --config FILE --name NODE [--data-dir DIR] [--log-level LEVEL]
 
 Runs one BlackRoad node: joins the fleet described in FILE as NODE, watches
-every peer's liveness, and serves HTTP on the node's http_port:
-  /livez /readyz /health /api/members /metrics
+every peer's liveness, replicates the fleet state, runs the deploy tasks of
+its roles, and serves HTTP on the node's http_port:
+  /livez /readyz /health /metrics /api/members
+  /api/state/TABLE[/KEY] (GET, PUT, DELETE)  /api/state/digest
+  /api/deployments[/ID[/logs]]  /api/tasks  /deployments/ID (a page)
+  edge nodes also: POST /webhooks/github, /api/rollback,
+                   /api/deployments/ID/retry
 
 options:
   --config FILE      the fleet config (TOML), the same file on every node
