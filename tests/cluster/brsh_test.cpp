@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "brsh_run.hpp"
 #include "harness.hpp"
 
 using namespace brd::test;
@@ -17,34 +18,10 @@ using nlohmann::json;
 
 namespace {
 
-std::string brsh_bin() {
-  const char* bin = std::getenv("BRSH_BIN");
-  REQUIRE_MESSAGE(bin != nullptr, "BRSH_BIN is not set (meson sets it)");
-  return bin;
-}
-
 // A fleet of edge, droplet (backup) and lucidia (pi): names that complete
 // uniquely from two letters.
 std::vector<node_spec> three_nodes() {
   return make_specs({{"edge", "edge"}, {"droplet", "backup"}, {"lucidia", "pi"}});
-}
-
-run_result brsh(const fleet& fl, std::vector<std::string> args, millis timeout = 20s,
-                const std::vector<std::string>& env = {}) {
-  std::vector<std::string> argv{brsh_bin(), "--config", fl.config_path()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_program(argv, timeout, env);
-}
-
-json parse_json(const run_result& r) {
-  INFO("brsh printed: " << r.output);
-  auto j = json::parse(r.output, nullptr, false);
-  REQUIRE_FALSE(j.is_discarded());
-  return j;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // The fleet has a state actor when `state tables` does not say it has none.
@@ -246,7 +223,13 @@ TEST_CASE("mistakes are sentences: unknown command with the nearest match, usage
 
   auto deploys = brsh(fl, {"deploys", "list"});
   CHECK(deploys.exit_code == 69);
-  CHECK(contains(deploys.output, "deploys are not available on this fleet yet (issue 4)"));
+  CHECK(contains(deploys.output, "node edge at 127.0.0.1:" + std::to_string(fl.spec("edge").port)
+                                   + " is unreachable"));
+
+  auto state = brsh(fl, {"wait-for", "deploy", "d-1", "is", "succeeded"});
+  CHECK(state.exit_code == 2);
+  CHECK(contains(state.output, "'succeeded' is not a deployment state (pending, success, "
+                               "failure); did you mean 'success'?"));
 
   auto rollback = brsh(fl, {"deploy", "rollback", "web"});
   CHECK(rollback.exit_code == 2);

@@ -67,20 +67,15 @@ outcome state_get(context& ctx, const invocation& inv) {
 outcome state_scan(context& ctx, const invocation& inv) {
   const auto& table_name = inv.args[0];
   auto prefix = inv.args.size() > 1 ? inv.args[1] : std::string{};
-  uint64_t limit = 100;
-  if (inv.has("limit")) {
-    auto text = inv.flag("limit");
-    char* end = nullptr;
-    limit = std::strtoull(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || limit == 0)
-      return failure(exit_usage, "--limit wants a positive number, not '" + text
-                                   + "'\nusage: state scan TABLE [PREFIX] [--limit N]");
-  }
+  auto limit = parse_count(inv.flag("limit", "100"));
+  if (!limit)
+    return failure(exit_usage, "--limit wants a positive number, not '" + inv.flag("limit")
+                                 + "'\nusage: state scan TABLE [PREFIX] [--limit N]");
   auto state = ctx.cl.state_of("");
   if (!state)
     return failure(state.error());
   auto rows = ctx.cl.ask<std::vector<brd::state_row>>(*state, brd::scan_atom::value,
-                                                      table_name, prefix, limit);
+                                                      table_name, prefix, *limit);
   if (!rows)
     return failure(rows.error());
   if (inv.format == format::json) {
@@ -95,8 +90,8 @@ outcome state_scan(context& ctx, const invocation& inv) {
     t.rows.push_back({row.key, hlc_text(row.hlc), row.origin,
                       clip(decode_value(row.value).dump(), value_width)});
   print_table(ctx.out, t);
-  if (rows->size() >= limit)
-    ctx.out << "(first " << limit << " rows; use --limit N for more)\n";
+  if (rows->size() >= *limit)
+    ctx.out << "(first " << *limit << " rows; use --limit N for more)\n";
   return {};
 }
 

@@ -111,6 +111,7 @@ std::vector<command> build_table() {
   add_state_commands(table);
   add_state_watch_commands(table);
   add_deploy_commands(table);
+  add_deploy_op_commands(table);
   add_shell_commands(table);
   return table;
 }

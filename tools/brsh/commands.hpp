@@ -110,6 +110,7 @@ void add_actor_commands(std::vector<command>& table);       // cmd_actors.cpp
 void add_state_commands(std::vector<command>& table);       // cmd_state.cpp
 void add_state_watch_commands(std::vector<command>& table); // cmd_state_watch.cpp
 void add_deploy_commands(std::vector<command>& table);      // cmd_deploy.cpp
+void add_deploy_op_commands(std::vector<command>& table);   // cmd_deploy_ops.cpp
 void add_shell_commands(std::vector<command>& table);       // cmd_shell.cpp
 
 } // namespace brsh

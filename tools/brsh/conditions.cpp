@@ -1,8 +1,10 @@
 #include "conditions.hpp"
 
+#include <algorithm>
 #include <variant>
 
 #include "client.hpp"
+#include "deploy_view.hpp"
 #include "digests.hpp"
 #include "state_view.hpp"
 
@@ -21,7 +23,7 @@ const char* grammar = R"(conditions:
   state TABLE KEY = VALUE          (or !=; VALUE is a JSON record or raw text)
   state TABLE KEY FIELD = VALUE    (or !=; FIELD may be a.b for nested fields)
   digests equal
-  deploy ID is STATE)";
+  deploy ID is [not] STATE         (pending, success, failure))";
 
 parsed bad(const std::string& what) {
   return failure(exit_usage, what + "\n" + grammar);
@@ -208,6 +210,41 @@ parsed digests_condition(const std::vector<std::string>& w) {
   return c;
 }
 
+// Task words people reach for, and the deployment state they mean.
+std::string deployment_state_hint(const std::string& word) {
+  if (word == "succeeded" || word == "successful" || word == "ok")
+    return "; did you mean 'success'?";
+  if (word == "failed" || word == "timed_out")
+    return "; did you mean 'failure'?";
+  if (word == "running" || word == "queued")
+    return "; did you mean 'pending'?";
+  return "";
+}
+
+parsed deploy_condition(const std::vector<std::string>& w) {
+  // deploy ID is [not] STATE
+  bool negate = w.size() == 5 && w[3] == "not";
+  if ((w.size() != 4 && !negate) || w[2] != "is")
+    return bad("expected 'deploy ID is [not] STATE'");
+  const auto& id = w[1];
+  const auto& want = w.back();
+  const auto& states = deployment_states();
+  if (std::find(states.begin(), states.end(), want) == states.end())
+    return bad("'" + want + "' is not a deployment state (pending, success, failure)"
+               + deployment_state_hint(want));
+  condition c;
+  c.goal = "deploy " + id + (negate ? " not to be " : " to be ") + want;
+  c.met = "deploy " + id + (negate ? " is not " : " is ") + want;
+  c.evaluate = [=](client& net) -> condition::reading {
+    auto d = find_deployment(net, id);
+    if (!d)
+      return {false, brd::describe(d.error())};
+    auto state = text_at(*d, "state");
+    return {(state == want) != negate, "it is " + state + " (" + task_summary(*d) + ")"};
+  };
+  return c;
+}
+
 } // namespace
 
 const char* condition_grammar() {
@@ -227,8 +264,8 @@ std::variant<condition, outcome> parse_condition(const std::vector<std::string>&
     return state_condition(words);
   if (first == "digests")
     return digests_condition(words);
-  if (first == "deploy" || first == "deploys")
-    return failure(exit_unavailable, "deploys are not available on this fleet yet (issue 4)");
+  if (first == "deploy")
+    return deploy_condition(words);
   return bad("unknown condition '" + join_from(words, 0) + "'");
 }
 

@@ -12,7 +12,9 @@
 //   (and != for both)
 //   digests equal                     every node that answers agrees on
 //                                     every table's digest
-//   deploy ID is STATE                (not available before issue 4)
+//   deploy ID is [not] STATE          STATE: pending success failure (the
+//                                     deployment record's state, as the
+//                                     connected node's replica has it)
 //
 // Node states are as the connected node sees them; a connected node that
 // brsh cannot reach counts as down.
@@ -38,8 +40,7 @@ struct condition {
   std::function<reading(client&)> evaluate;
 };
 
-// Parses a condition; a failed outcome (usage, or 69 for deploys) when the
-// words are not one.
+// Parses a condition; a failed outcome (usage) when the words are not one.
 std::variant<condition, outcome> parse_condition(const std::vector<std::string>& words,
                                                  const client& cl);
 

@@ -20,7 +20,9 @@ constexpr const char* usage_text = R"(usage: brsh [OPTIONS]                 inte
        brsh [OPTIONS] -f SCRIPT       run a script ("-": standard input)
 
 BlackRoad's actor shell: connects to a node over the nodes' own transport
-(CAF, with the fleet's TLS) and speaks their typed interfaces.
+(CAF, with the fleet's TLS) and speaks their typed interfaces. Deploys are
+read from the connected node's HTTP port; `deploy rollback` and `deploy
+retry` go to the HTTP port of a node with the role bridge (its dispatcher).
 
 options:
   --config FILE        the fleet config (env BRNODE_CONFIG; default

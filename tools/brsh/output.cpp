@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <iterator>
 
 namespace brsh {
@@ -97,6 +99,28 @@ std::string human_age_ms(int64_t ms) {
 
 std::string percent(double pct) {
   return std::to_string(static_cast<int>(std::lround(pct))) + "%";
+}
+
+std::optional<uint64_t> parse_count(const std::string& text) {
+  char* end = nullptr;
+  auto n = std::strtoull(text.c_str(), &end, 10);
+  bool digits = !text.empty() && std::isdigit(static_cast<unsigned char>(text[0]));
+  if (!digits || *end != '\0' || n == 0)
+    return std::nullopt;
+  return n;
+}
+
+std::string utc_text(int64_t ms) {
+  if (ms <= 0)
+    return "-";
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%03uZ", static_cast<unsigned>(ms % 1000));
+  return std::string{buf} + frac;
 }
 
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {

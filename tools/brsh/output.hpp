@@ -44,6 +44,13 @@ std::string human_age_ms(int64_t ms);
 // 45.4 -> "45%".
 std::string percent(double pct);
 
+// A positive count as typed ("20"); nullopt for anything else.
+std::optional<uint64_t> parse_count(const std::string& text);
+
+// Milliseconds since the Unix epoch as UTC "2025-06-01T12:00:00.123Z";
+// "-" for 0 (not yet).
+std::string utc_text(int64_t ms);
+
 // A duration as a script writes it: "500ms", "5s", "2m", "1h"; a bare
 // number is seconds. nullopt when it does not parse.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);

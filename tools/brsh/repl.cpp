@@ -9,6 +9,7 @@
 #include <editline/readline.h>
 
 #include "client.hpp"
+#include "deploy_view.hpp"
 #include "runtime/errors.hpp"
 #include "script.hpp"
 
@@ -26,11 +27,20 @@ std::vector<std::string> node_names(client& cl) {
   return out;
 }
 
+// The ids of the most recent deployments (none when brsh cannot read them).
+std::vector<std::string> recent_deploy_ids(client& cl) {
+  std::vector<std::string> out;
+  if (auto list = recent_deployments(cl, 20))
+    for (const auto& d : *list)
+      out.push_back(text_at(d, "id"));
+  return out;
+}
+
 // Words of a condition that can come next, after `w` (wait-for / check).
 std::vector<std::string> condition_words(client& cl, const std::vector<std::string>& w) {
   auto n = w.size();
   if (n == 0)
-    return {"node", "all", "state", "digests"};
+    return {"node", "all", "state", "digests", "deploy"};
   std::vector<std::string> states_or_not = member_states;
   states_or_not.push_back("not");
   if (w[0] == "node")
@@ -57,6 +67,16 @@ std::vector<std::string> condition_words(client& cl, const std::vector<std::stri
   }
   if (w[0] == "digests" && n == 1)
     return {"equal"};
+  if (w[0] == "deploy") {
+    auto states_or_not_deploy = deployment_states();
+    states_or_not_deploy.push_back("not");
+    switch (n) {
+      case 1: return recent_deploy_ids(cl);
+      case 2: return {"is"};
+      case 3: return states_or_not_deploy;
+      case 4: return w[3] == "not" ? deployment_states() : std::vector<std::string>{};
+    }
+  }
   return {};
 }
 
@@ -66,6 +86,8 @@ std::vector<std::string> placeholder_words(client& cl, const std::string& placeh
     return node_names(cl);
   if (placeholder.find("TABLE") != std::string::npos)
     return cl.table_names();
+  if (placeholder == "ID")
+    return recent_deploy_ids(cl);
   if (placeholder.find("ACTOR") != std::string::npos)
     return actor_kinds;
   if (placeholder.find("COMMAND") != std::string::npos) {

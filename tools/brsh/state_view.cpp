@@ -1,8 +1,8 @@
 #include "state_view.hpp"
 
 #include <cctype>
-#include <ctime>
 
+#include "output.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/hlc.hpp"
 
@@ -43,16 +43,7 @@ caf::expected<std::string> encode_value(const std::string& json_text) {
 }
 
 std::string hlc_text(uint64_t hlc) {
-  auto ms = brd::hlc_wall_ms(hlc);
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string out = buf;
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%03uZ", static_cast<unsigned>(ms % 1000));
-  out += frac;
+  auto out = utc_text(static_cast<int64_t>(brd::hlc_wall_ms(hlc)));
   if (auto logical = brd::hlc_logical(hlc); logical != 0)
     out += "/" + std::to_string(logical);
   return out;
