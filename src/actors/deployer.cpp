@@ -12,14 +12,18 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include <caf/actor_system.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/state.hpp"
+
 #include "io/deploy_records.hpp"
 #include "io/metrics.hpp"
+#include "io/process.hpp"
 #include "io/task_runner.hpp"
 #include "io/workspace.hpp"
 #include "runtime/errors.hpp"
@@ -31,8 +35,13 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 using io::task_outcome;
+namespace fs = std::filesystem;
 
 constexpr auto write_timeout = std::chrono::seconds{10};
+// A task that has to wait gets its queued row this much later, unless it
+// started or was superseded by then: under a burst of pushes most waiting
+// tasks are superseded, and one row (superseded) is half the replication.
+constexpr auto queued_row_delay = std::chrono::milliseconds{50};
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -61,6 +70,7 @@ struct waiting_task {
   deploy_task task;
   uint64_t seq = 0; // arrival order across repositories
   int64_t queued_at_ms = 0;
+  bool recorded = false; // its queued row is written
 };
 
 struct running_task {
@@ -83,6 +93,7 @@ struct deployer_state {
   std::map<std::string, running_task> running;            // by repository
   std::set<std::string> in_flight;                        // task keys
   uint64_t next_seq = 0;
+  bool queued_rows_due = false; // a tick to write queued rows is scheduled
   instruments metrics;
 };
 
@@ -96,7 +107,7 @@ instruments make_instruments(io::metrics_registry* m) {
   instruments out;
   if (m == nullptr)
     return out;
-  for (auto state : {"succeeded", "failed", "timed_out"})
+  for (auto state : {"succeeded", "failed", "timed_out", "superseded"})
     out.finished[state] = &m->counter("brnode_deploy_tasks_total",
                                       "Deploy tasks finished on this node, by final state",
                                       {{"state", state}});
@@ -144,6 +155,11 @@ io::task_record queued_record(deployer_ptr self, const waiting_task& w) {
 
 void finish(deployer_ptr self, const std::string& repo, task_outcome out);
 
+// Where running scripts leave their process group ids (io/workspace.hpp).
+std::string running_dir(const deployer_state& st) {
+  return st.ws.root() + "/running";
+}
+
 void start(deployer_ptr self, const std::string& repo) {
   auto& st = self->state;
   auto& queue = st.waiting[repo];
@@ -153,6 +169,8 @@ void start(deployer_ptr self, const std::string& repo) {
     st.waiting.erase(repo);
   auto& run = st.running[repo];
   run.record = queued_record(self, w);
+  if (!w.recorded)
+    record(self, run.record); // queued, then running
   run.record.state = "running";
   run.record.started_at_ms = now_ms();
   run.started = steady::now();
@@ -162,8 +180,9 @@ void start(deployer_ptr self, const std::string& repo) {
   log::deploy()->info("task {} started: {} {} {} for role {}",
                       key_of(w.task.deploy_id, w.task.task_id), w.task.kind, repo,
                       w.task.sha.substr(0, 12), w.task.role);
+  auto group_file = running_dir(st) + "/" + w.task.deploy_id + "." + w.task.task_id + ".pgid";
   io::task_run job{std::move(w.task), st.opts.self, st.opts.fleet.deploy.settings.keep_builds,
-                   run.record.log_path};
+                   run.record.log_path, std::move(group_file)};
   auto worker_handle = self->home_system().spawn<caf::detached>(worker, st.ws, std::move(job));
   self->request(worker_handle, caf::infinite, deploy_atom::value)
     .then([=](task_outcome& out) { finish(self, repo, std::move(out)); },
@@ -215,8 +234,8 @@ void finish(deployer_ptr self, const std::string& repo, task_outcome out) {
   r.reason = std::move(out.reason);
   r.log_tail = std::move(out.log_tail);
   r.finished_at_ms = out.finished_at_ms;
+  count(st.metrics, r.state, seconds); // before the record: who sees it sees the count
   record(self, r);
-  count(st.metrics, r.state, seconds);
   auto key = key_of(r.deploy_id, r.task_id);
   st.in_flight.erase(key);
   if (r.state == "succeeded")
@@ -255,6 +274,46 @@ void check_long_builds(deployer_ptr self) {
   }
 }
 
+// Writes the queued rows of waiting tasks that have none yet.
+void record_waiting(deployer_ptr self) {
+  auto& st = self->state;
+  st.queued_rows_due = false;
+  for (auto& [repo, queue] : st.waiting)
+    for (auto& w : queue)
+      if (!w.recorded) {
+        w.recorded = true;
+        record(self, queued_record(self, w));
+      }
+}
+
+// A newer deploy of the same repository and role makes the ones still
+// waiting for it pointless: they end "superseded" (a final state, which the
+// dispatcher counts as success) and never run. Running tasks are left alone.
+void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
+  auto& st = self->state;
+  auto i = st.waiting.find(newer.repo);
+  if (newer.kind != "deploy" || i == st.waiting.end())
+    return;
+  auto& queue = i->second;
+  auto now = now_ms();
+  for (auto w = queue.begin(); w != queue.end();) {
+    if (w->task.kind != "deploy" || w->task.role != newer.role) {
+      ++w;
+      continue;
+    }
+    auto r = queued_record(self, *w);
+    r.state = "superseded";
+    r.reason = "superseded by " + newer.sha.substr(0, 12) + " (" + newer.deploy_id + ")";
+    r.finished_at_ms = now;
+    record(self, r);
+    if (auto c = st.metrics.finished.find("superseded"); c != st.metrics.finished.end())
+      c->second->inc();
+    st.in_flight.erase(key_of(r.deploy_id, r.task_id));
+    log::deploy()->debug("task {} {}", key_of(r.deploy_id, r.task_id), r.reason);
+    w = queue.erase(w);
+  }
+}
+
 caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
   auto& st = self->state;
   if (auto problem = io::task_problem(t); !problem.empty()) {
@@ -267,11 +326,55 @@ caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
     return t.task_id;
   }
   waiting_task w{t, st.next_seq++, now_ms()};
-  record(self, queued_record(self, w));
   log::deploy()->debug("task {} queued for {}", key, t.repo);
+  supersede_waiting(self, t);
   st.waiting[t.repo].push_back(std::move(w));
   pump(self);
+  if (st.waiting.count(t.repo) > 0 && !st.queued_rows_due) {
+    st.queued_rows_due = true;
+    self->delayed_send(self, queued_row_delay, tick_atom::value);
+  }
   return t.task_id;
+}
+
+// What a previous incarnation of this node left behind when it was killed:
+// the rest of its scripts' process groups (the scripts themselves died with
+// it) are killed, and its task rows still queued or running are failed with
+// reason "node lost". Rows of tasks this incarnation took are left alone.
+void recover(deployer_ptr self) {
+  auto& st = self->state;
+  std::error_code ec;
+  for (fs::directory_iterator it{running_dir(st), ec}, end; !ec && it != end;
+       it.increment(ec))
+    if (auto pgid = io::kill_stale_group(it->path().string()); pgid > 0)
+      log::deploy()->warn("killed process group {} left by a script of the previous run",
+                          pgid);
+  if (!st.opts.state)
+    return;
+  auto began = now_ms();
+  self
+    ->request(st.opts.state, write_timeout, scan_atom::value, std::string{"tasks"},
+              std::string{}, uint64_t{10'000'000})
+    .then(
+      [=](const std::vector<state_row>& rows) {
+        for (const auto& row : rows) {
+          auto r = io::decode<io::task_record>(row.value);
+          if (!r || r->node != self->state.opts.self || r->queued_at_ms >= began
+              || (r->state != "queued" && r->state != "running")
+              || self->state.in_flight.count(key_of(r->deploy_id, r->task_id)) > 0)
+            continue;
+          log::deploy()->warn("task {} was {} when this node stopped: failed, node lost",
+                              key_of(r->deploy_id, r->task_id), r->state);
+          r->state = "failed";
+          r->reason = "node lost";
+          r->finished_at_ms = now_ms();
+          record(self, *r);
+        }
+      },
+      [](const caf::error& err) {
+        log::deploy()->warn("cannot look for tasks left by the previous run: {}",
+                            describe(err));
+      });
 }
 
 deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts) {
@@ -280,9 +383,13 @@ deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts)
   const auto& settings = st.opts.fleet.deploy.settings;
   st.ws = io::workspace{io::workspace_root(st.opts.data_dir, settings.workspace)};
   st.metrics = make_instruments(st.opts.metrics.get());
+  recover(self);
   return {
     [=](deploy_atom, deploy_task& t) { return accept(self, t); },
-    [=](tick_atom) { check_long_builds(self); },
+    [=](tick_atom) {
+      record_waiting(self);
+      check_long_builds(self);
+    },
   };
 }
 

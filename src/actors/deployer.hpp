@@ -23,17 +23,25 @@
 //   with the active link at builds/<owner>/<name>/active, is in
 //   io/workspace.hpp.
 // - Progress is written to `state` as task records (io/deploy_records.hpp),
-//   table "tasks", key "<deploy_id>/<task_id>": queued when accepted, running
-//   when started, then succeeded, failed (reason "exit code N", "killed by
+//   table "tasks", key "<deploy_id>/<task_id>": queued when accepted (a task
+//   that has to wait: within 50 ms, unless superseded first), running when
+//   started, then succeeded, failed (reason "exit code N", "killed by
 //   signal N", or the git or file system error) or timed_out, with the last
-//   4 KB of output. A task running longer than alerts.long_build gets one
+//   4 KB of output. A deploy task still waiting when a newer deploy of the
+//   same repository and role arrives ends "superseded" (reason "superseded
+//   by <sha12> (<deploy_id>)") without running; running tasks are never
+//   cancelled. A task running longer than alerts.long_build gets one
 //   alert record (kind "long_build") in table "alerts", key
 //   "<at_ms, 13 digits>/<id>".
+// - At start, what a killed previous run of this node left is cleaned up:
+//   the process groups of its scripts (<workspace>/running/) are killed, and
+//   its task rows still queued or running fail with reason "node lost".
 // - Metrics: brnode_deploy_tasks_total{state}, brnode_deploy_task_seconds,
 //   brnode_deploy_running.
 //
 // A script still running when the node stops keeps its worker (and so the
-// actor system's shutdown) waiting until the script ends or times out.
+// actor system's shutdown) waiting until the script ends or times out; a
+// node killed outright takes its scripts along (io/process.hpp).
 #pragma once
 
 #include <memory>

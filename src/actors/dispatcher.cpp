@@ -108,6 +108,18 @@ void mark_superseded(deploy_progress& p) {
   }
 }
 
+// Our verdicts on tasks (deployment_record::verdicts) over rows that are
+// not final.
+void apply_verdicts(deploy_progress& p) {
+  for (const auto& [task_id, reason] : p.record.verdicts) {
+    auto i = p.tasks.find(task_id);
+    if (i == p.tasks.end() || is_final_state(i->second.record.state))
+      continue;
+    i->second.record.state = "failed";
+    i->second.record.reason = reason;
+  }
+}
+
 // Re-follows the pending deployments this node created before a restart.
 void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
   for (const auto& row : rows) {
@@ -127,8 +139,9 @@ void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
         for (const auto& tr : task_rows)
           if (auto t = io::decode<io::task_record>(tr.value)) {
             const route_rule* rule = repo ? rule_for_role(*repo, t->role) : nullptr;
-            p.add(*t, rule ? *rule : route_rule{});
+            p.add(progress_row(std::move(*t)), rule ? *rule : route_rule{});
           }
+        apply_verdicts(p);
         mark_superseded(p);
         for (const auto& [ctx, _] : p.role_states())
           p.posted["blackroad/deploy/" + ctx] = "pending";
@@ -313,6 +326,16 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
     st.handover_seconds = &st.opts.metrics->histogram(
       "brnode_deploy_handover_seconds",
       "From a webhook's arrival to every task of its deployment taken by its node", buckets);
+    st.settled_seconds = &st.opts.metrics->histogram(
+      "brnode_deploy_settled_seconds",
+      "From a webhook's arrival to every task of its deployment running or superseded",
+      buckets);
+    st.superseded_deployments = &st.opts.metrics->counter(
+      "brnode_deploy_superseded_total",
+      "Deployments with at least one task superseded by a newer push before it ran");
+    st.superseded_tasks = &st.opts.metrics->counter(
+      "brnode_deploy_tasks_superseded_total",
+      "Tasks superseded by a newer push of the same repository and role before they ran");
   }
   st.diff_worker = self->system().spawn<caf::detached>(diff_worker);
   self->link_to(st.diff_worker);

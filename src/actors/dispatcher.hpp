@@ -8,9 +8,10 @@
 //   time); being one actor, the check is race-free for concurrent copies of
 //   one delivery at this node. Expired ids are purged every few minutes.
 // - Routing (runtime/routing.hpp): one deployment record per deploying push
-//   and one task row per (role, node), written queued (or unassigned, with an
-//   alert); once a task row is durable here the task goes to the target
-//   node's deployer, found through the health actor's service lookup. The
+//   and one task per (role, node); each goes at once to the target node's
+//   deployer, found through the health actor's service lookup, and that
+//   node writes the task's rows (a task without a node is written here,
+//   unassigned, with an alert). The
 //   reply (202 with the deployment id) does not wait for any of that. When
 //   the changed paths need `git diff` (truncated or forced pushes), the diff
 //   runs on a worker thread in <workspace>/dispatch/<owner>/<name> after the
@@ -18,9 +19,12 @@
 // - Progress: task rows come back through the `tasks` table; commit statuses
 //   ("blackroad/deploy" and "blackroad/deploy/<role>", pending then success
 //   or failure) go to the status poster; the deployment record gets its
-//   final state, and a failure raises an alert.
+//   final state, and a failure raises an alert. A task its node superseded
+//   (a newer push of the repository and role) counts as success, described
+//   "superseded by <sha12>".
 // - A node that goes down or leaves while holding unfinished tasks: those
-//   tasks fail with reason "node lost", an alert is raised, and for rules
+//   tasks fail with reason "node lost" (a verdict in the deployment record,
+//   never a write to the node's task row), an alert is raised, and for rules
 //   with placement "one" the task runs again (attempt + 1) on another live
 //   node of the role that has not tried it yet. A task still running two
 //   minutes past its timeout (its node lost it without going down) fails

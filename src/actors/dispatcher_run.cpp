@@ -12,7 +12,6 @@ namespace brd::dispatch {
 
 namespace {
 
-constexpr auto store_timeout = std::chrono::seconds(10);
 constexpr auto hand_over_timeout = std::chrono::seconds(10);
 const std::string overall_context = "blackroad/deploy";
 
@@ -24,6 +23,31 @@ std::string short_sha(const std::string& sha) {
   return sha.substr(0, 7);
 }
 
+constexpr std::string_view superseded_prefix = "superseded by ";
+
+// status_description, except for a success some of whose tasks (of `role`
+// when given) were superseded: "superseded by <sha>" when all were,
+// otherwise the usual text and how many were.
+std::string describe_status(const deploy_progress& p, const std::string& role,
+                            const std::string& state) {
+  auto text = status_description(p, role, state);
+  if (state != "success")
+    return text;
+  size_t superseded = 0;
+  std::string by;
+  for (const auto& [id, slot] : p.tasks)
+    if (!slot.superseded && (role.empty() || slot.record.role == role)
+        && was_superseded(slot.record)) {
+      ++superseded;
+      by = slot.record.reason.substr(superseded_prefix.size(), 12);
+    }
+  if (superseded == 0)
+    return text;
+  if (superseded == p.counted(role))
+    return std::string{superseded_prefix} + by;
+  return text + ", " + std::to_string(superseded) + " superseded by newer pushes";
+}
+
 void post_status(dispatcher_ptr self, deploy_progress& p, const std::string& context,
                  const std::string& state, const std::string& role) {
   auto& st = self->state;
@@ -32,7 +56,7 @@ void post_status(dispatcher_ptr self, deploy_progress& p, const std::string& con
     return;
   p.posted[context] = state;
   self->send(st.opts.poster, commit_status{p.record.repo, p.record.sha, state, context,
-                                           status_description(p, role, state),
+                                           describe_status(p, role, state),
                                            target_url(st, p.record.id)});
 }
 
@@ -58,6 +82,23 @@ deploy_task to_message(const dispatcher_state& st, const task_slot& slot) {
   return m;
 }
 
+// Fails a task on the dispatcher's word. A task row belongs to the node it
+// names, so the verdict goes into the deployment record; only a row without
+// a node is the dispatcher's to write.
+void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
+                       const std::string& reason) {
+  auto& r = slot.record;
+  r.state = "failed";
+  r.reason = reason;
+  r.finished_at_ms = now_ms();
+  if (r.node.empty()) {
+    write_task(self, r);
+    return;
+  }
+  p.record.verdicts[r.task_id] = reason;
+  put_row(self, "deployments", p.record.id, io::encode(p.record));
+}
+
 void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
                const std::string& reason) {
   auto& st = self->state;
@@ -67,12 +108,8 @@ void fail_task(dispatcher_ptr self, const std::string& id, const std::string& ta
   auto t = i->second.tasks.find(task_id);
   if (t == i->second.tasks.end() || is_final_state(t->second.record.state))
     return;
-  auto& r = t->second.record;
-  r.state = "failed";
-  r.reason = reason;
-  r.finished_at_ms = now_ms();
   log::deploy()->warn("task {}/{} failed: {}", id, task_id, reason);
-  write_task(self, r);
+  fail_without_node(self, i->second, t->second, reason);
   progress(self, id);
 }
 
@@ -141,18 +178,6 @@ void hand_over(dispatcher_ptr self, const std::string& id, const std::string& ta
     });
 }
 
-// Writes the queued row, then hands the task over once it is durable here
-// (so the deployer's later rows win the merge).
-void write_and_hand_over(dispatcher_ptr self, const io::task_record& t) {
-  auto id = t.deploy_id;
-  auto task_id = t.task_id;
-  self->request(self->state.opts.state, store_timeout, put_atom::value, std::string{"tasks"},
-                task_key(id, task_id), io::encode(t))
-    .then([=](write_ack&) { hand_over(self, id, task_id); },
-          [=](caf::error& err) {
-            fail_task(self, id, task_id, "cannot write the task row: " + describe(err));
-          });
-}
 
 // Runs a task lost with its node again on another live node of the role.
 void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
@@ -182,10 +207,40 @@ void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
   p.record.task_ids.push_back(next.task_id);
   put_row(self, "deployments", p.record.id, io::encode(p.record));
   p.add(next, lost.rule);
-  write_and_hand_over(self, next);
+  hand_over(self, p.record.id, next.task_id);
+}
+
+// Every task runs or was superseded: the latency samples. "Every task
+// running" is only observed when none was superseded.
+void observe_started(dispatcher_state& st, deploy_progress& p) {
+  p.running_observed = true;
+  bool any_assigned = false;
+  size_t superseded = 0;
+  for (const auto& [tid, slot] : p.tasks) {
+    any_assigned = any_assigned || !slot.record.node.empty();
+    superseded += !slot.superseded && was_superseded(slot.record) ? 1 : 0;
+  }
+  if (st.dispatch_seconds == nullptr || !any_assigned || p.received_ns <= 0)
+    return;
+  auto seconds = static_cast<double>(steady_ns() - p.received_ns) / 1e9;
+  st.settled_seconds->observe(seconds);
+  if (superseded == 0)
+    st.dispatch_seconds->observe(seconds);
+  else
+    st.superseded_deployments->inc();
 }
 
 } // namespace
+
+io::task_record progress_row(io::task_record row) {
+  if (row.state == "superseded")
+    row.state = "succeeded";
+  return row;
+}
+
+bool was_superseded(const io::task_record& row) {
+  return row.state == "succeeded" && row.reason.rfind(superseded_prefix, 0) == 0;
+}
 
 // Statuses, the latency sample and the final record once every task is final.
 void progress(dispatcher_ptr self, const std::string& id) {
@@ -194,14 +249,8 @@ void progress(dispatcher_ptr self, const std::string& id) {
   if (i == st.active.end())
     return;
   auto& p = i->second;
-  if (!p.running_observed && p.all_started()) {
-    p.running_observed = true;
-    bool any_assigned = false;
-    for (const auto& [tid, slot] : p.tasks)
-      any_assigned = any_assigned || !slot.record.node.empty();
-    if (st.dispatch_seconds != nullptr && any_assigned && p.received_ns > 0)
-      st.dispatch_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
-  }
+  if (!p.running_observed && p.all_started())
+    observe_started(st, p);
   for (const auto& [role, state] : p.role_states())
     if (state != "pending")
       post_status(self, p, role_context(role), state, role);
@@ -279,7 +328,7 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
   for (const auto& [task_id, slot] : prog.tasks) {
     const auto& t = slot.record;
     if (t.state != "unassigned") {
-      write_and_hand_over(self, t);
+      hand_over(self, id, task_id); // its node writes its rows, from queued on
       continue;
     }
     write_task(self, t);
@@ -296,8 +345,10 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
 void on_task_row(dispatcher_ptr self, const io::task_record& row) {
   auto& st = self->state;
   auto i = st.active.find(row.deploy_id);
-  if (i == st.active.end() || !i->second.apply(row))
+  if (i == st.active.end() || !i->second.apply(progress_row(row)))
     return;
+  if (row.state == "superseded" && st.superseded_tasks != nullptr)
+    st.superseded_tasks->inc();
   progress(self, row.deploy_id);
 }
 
@@ -311,10 +362,7 @@ void on_node_lost(dispatcher_ptr self, const node_name& node) {
     auto& p = st.active.at(id);
     for (const auto& task_id : p.open_tasks_on(node)) {
       auto& slot = p.tasks.at(task_id);
-      slot.record.state = "failed";
-      slot.record.reason = "node lost";
-      slot.record.finished_at_ms = now_ms();
-      write_task(self, slot.record);
+      fail_without_node(self, p, slot, "node lost");
       lost.push_back(id + "/" + task_id);
       if (p.record.kind == "deploy" && slot.rule.placement == placement::one)
         place_again(self, p, slot);

@@ -42,6 +42,9 @@ struct dispatcher_state {
   uint64_t ticks = 0;
   io::histogram* dispatch_seconds = nullptr; // arrival -> every task running
   io::histogram* handover_seconds = nullptr; // arrival -> every task taken
+  io::histogram* settled_seconds = nullptr;  // arrival -> every task running or superseded
+  io::counter* superseded_deployments = nullptr; // with at least one task superseded
+  io::counter* superseded_tasks = nullptr;
   std::map<std::string, io::counter*> webhooks_total; // by result
 };
 
@@ -64,6 +67,14 @@ std::string new_deploy_id(dispatcher_state& st);
 std::string target_url(const dispatcher_state& st, const std::string& deploy_id);
 
 // -- dispatcher_run.cpp: deployments in flight ------------------------------------
+
+// A deployer ends a task "superseded" when a newer push of the same
+// repository and role reached it while the task still waited (actors/
+// deployer.hpp). The dispatcher follows it as succeeded with the reason
+// "superseded by <sha> (<deployment>)": the role's status is success and its
+// description says it was superseded. Other rows are returned unchanged.
+io::task_record progress_row(io::task_record row);
+bool was_superseded(const io::task_record& progress_row);
 
 // Writes the deployment and its task rows, posts pending statuses, and hands
 // each assigned task to its node once its row is durable. The slots carry

@@ -1,5 +1,7 @@
 #include "io/deploy_records.hpp"
 
+#include <map>
+
 #include "runtime/errors.hpp"
 
 namespace brd::io {
@@ -22,6 +24,13 @@ void take(const nlohmann::json& j, const char* key, T& into) {
     for (const auto& item : *i)
       if (item.is_string())
         into.push_back(item.get<std::string>());
+  } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+    if (!i->is_object())
+      return;
+    into.clear();
+    for (auto item = i->begin(); item != i->end(); ++item)
+      if (item->is_string())
+        into.emplace(item.key(), item->template get<std::string>());
   } else {
     if (i->is_number())
       into = i->get<T>();
@@ -39,7 +48,7 @@ void take(const nlohmann::json& j, const char* key, T& into) {
   F(started_at_ms) F(finished_at_ms) F(attempt)
 #define BRD_DEPLOYMENT_FIELDS(F)                                               \
   F(v) F(id) F(kind) F(repo) F(sha) F(ref) F(before) F(pusher) F(state)        \
-  F(task_ids) F(changed) F(created_at_ms) F(finished_at_ms)
+  F(task_ids) F(changed) F(created_at_ms) F(finished_at_ms) F(verdicts)
 #define BRD_ALERT_FIELDS(F)                                                    \
   F(v) F(id) F(kind) F(text) F(deploy_id) F(task_id) F(node) F(at_ms)
 

@@ -7,16 +7,19 @@
 // Table      key                           owner (only writer)
 // deployments <deploy_id>                  the dispatching edge node
 // deployments delivery/<X-GitHub-Delivery> the edge node that received it
-// tasks      <deploy_id>/<task_id>         the executing node (the
-//                                          dispatcher writes only the
-//                                          initial queued/unassigned row and
-//                                          "node lost")
+// tasks      <deploy_id>/<task_id>         the node named in the row, from
+//                                          queued on; rows without a node
+//                                          (unassigned) the dispatcher. The
+//                                          dispatcher's verdicts on a node's
+//                                          task ("node lost") go into the
+//                                          deployment record (`verdicts`).
 // alerts     <time>/<id>                   the node that raised it
 // deployments rollback/<repo>/<sha>        whoever rolled back (fleet-wide
 //                                          "do not auto-deploy" mark)
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,7 +30,9 @@
 namespace brd::io {
 
 // Task states: queued -> running -> succeeded | failed | timed_out;
-// unassigned when no live node holds the role.
+// queued -> superseded when a newer deploy of the same repository and role
+// reached the node before it ran; unassigned when no live node holds the
+// role.
 struct task_record {
   static constexpr uint32_t current_version = 100; // major 1, minor 0
   uint32_t v = current_version;
@@ -51,6 +56,11 @@ struct deployment_record {
   std::vector<std::string> task_ids;
   std::vector<std::string> changed; // first 100 changed paths
   int64_t created_at_ms = 0, finished_at_ms = 0;
+  // The dispatcher's own word on tasks it failed without their node, by task
+  // id: "node lost", "node X did not take the task: ...", "no progress from
+  // node X". The task row stays its node's; readers (the API) show such a
+  // task failed with this reason unless its row is final.
+  std::map<std::string, std::string> verdicts;
 };
 
 struct alert_record {

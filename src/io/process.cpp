@@ -1,6 +1,6 @@
-// posix_spawn (not fork) so that starting a child is safe in a process full
-// of actor threads: glibc spawns with CLONE_VFORK and reports exec failures
-// back to us. The loop below reads the pipe with poll, reaps the child and
+// vfork + exec (not fork) so that starting a child is safe in a process full
+// of actor threads: the child only makes system calls until exec, and reports
+// exec failures back to us through a close-on-exec pipe. The loop below reads the pipe with poll, reaps the child and
 // enforces the timeout; see process.hpp for the contract.
 #include "io/process.hpp"
 
@@ -15,7 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,36 +156,82 @@ std::vector<char*> c_strings(std::vector<std::string>& xs) {
   return result;
 }
 
+// What the child does between vfork and exec: only system calls on data
+// prepared before the fork. It dies with its parent thread (the one blocked
+// in run_process): PR_SET_PDEATHSIG, so a brnode killed with SIGKILL does not
+// leave its scripts running (see process.hpp for the rest of their group).
+// An exec failure sends errno up `report` (close-on-exec) and exits 127.
+[[noreturn]] void child_after_vfork(const char* program, char* const* argv, char* const* envp,
+                                    const char* cwd, int stdout_fd, int stderr_fd, int report,
+                                    pid_t parent) {
+  ::setpgid(0, 0);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig)
+    ::sigaction(sig, &dfl, nullptr); // fails harmlessly for SIGKILL, SIGSTOP, 32, 33
+  int err = 0;
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+    err = ESRCH; // our parent is gone already
+  int null_fd = err == 0 ? ::open("/dev/null", O_RDONLY) : -1;
+  if (err == 0 && (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0
+                   || ::dup2(stderr_fd, 2) < 0))
+    err = errno;
+  if (err == 0 && cwd != nullptr && ::chdir(cwd) != 0)
+    err = errno;
+  if (err == 0) {
+    // `report` stays open until exec (it is close-on-exec).
+    ::close_range(3, static_cast<unsigned>(report) - 1, 0);
+    ::close_range(static_cast<unsigned>(report) + 1, ~0u, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(program, argv, envp);
+    err = errno;
+  }
+  ssize_t ignored = ::write(report, &err, sizeof err);
+  (void)ignored;
+  ::_exit(127);
+}
+
+// vfork + exec rather than posix_spawn, which cannot set the parent-death
+// signal. Signals stay blocked across the vfork so that no handler of ours
+// runs in the child.
 caf::expected<pid_t> spawn_child(const std::string& program, const process_spec& spec,
                                  std::vector<std::string> env, int stdout_fd, int stderr_fd) {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (!spec.cwd.empty())
-    posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF
-                                    | POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
+  fd_owner report_read, report_write;
+  if (auto err = make_output_pipe(report_read, report_write))
+    return err;
+  ::fcntl(report_read.get(), F_SETFL, ::fcntl(report_read.get(), F_GETFL) & ~O_NONBLOCK);
   auto args = spec.argv;
   auto argv = c_strings(args);
   auto envp = c_strings(env);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    auto where = spec.cwd.empty() ? std::string{} : " in " + spec.cwd;
-    return start_failure("cannot start " + spec.argv[0] + where + ": " + std::strerror(rc));
+  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t parent = ::getpid();
+  pid_t pid = ::vfork();
+  if (pid == 0)
+    child_after_vfork(program.c_str(), argv.data(), envp.data(), cwd, stdout_fd, stderr_fd,
+                      report_write.get(), parent);
+  int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  auto where = spec.cwd.empty() ? std::string{} : " in " + spec.cwd;
+  if (pid < 0)
+    return start_failure("cannot start " + spec.argv[0] + where + ": "
+                         + std::strerror(fork_errno));
+  report_write.reset();
+  int child_errno = 0;
+  ssize_t n = 0;
+  do
+    n = ::read(report_read.get(), &child_errno, sizeof child_errno);
+  while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR)
+      ;
+    return start_failure("cannot start " + spec.argv[0] + where + ": "
+                         + std::strerror(child_errno));
   }
   return pid;
 }
@@ -294,22 +340,7 @@ void pump(std::vector<channel>& channels, milliseconds wait) {
 bool group_alive(pid_t pgid) {
   if (::kill(-pgid, 0) != 0)
     return errno == EPERM;
-  std::error_code ec;
-  for (fs::directory_iterator it{"/proc", ec}, end; !ec && it != end; it.increment(ec)) {
-    std::ifstream in{it->path() / "stat"};
-    std::string line;
-    if (!std::getline(in, line))
-      continue;
-    auto close = line.rfind(')'); // the command name may hold spaces and ')'
-    if (close == std::string::npos)
-      continue;
-    char state = 0;
-    long ppid = 0, pgrp = 0;
-    if (std::sscanf(line.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3
-        && pgrp == pgid && state != 'Z' && state != 'X')
-      return true;
-  }
-  return false;
+  return live_group_members(pgid) > 0;
 }
 
 bool reap(pid_t pid, int& status, bool block) {
@@ -326,6 +357,27 @@ bool reap(pid_t pid, int& status, bool block) {
     return false;
   }
 }
+
+// process_spec::group_file while the child runs: holds its process group id.
+class group_file {
+public:
+  group_file(std::string path, pid_t pgid) : path_(std::move(path)) {
+    if (path_.empty())
+      return;
+    std::error_code ec;
+    fs::create_directories(fs::path{path_}.parent_path(), ec);
+    std::ofstream{path_, std::ios::trunc} << pgid << "\n";
+  }
+  ~group_file() {
+    if (!path_.empty())
+      ::unlink(path_.c_str());
+  }
+  group_file(const group_file&) = delete;
+  group_file& operator=(const group_file&) = delete;
+
+private:
+  std::string path_;
+};
 
 // Runs the child to its end; see process.hpp for the timeout policy.
 process_result supervise(pid_t pid, std::vector<channel>& channels, const process_spec& spec,
@@ -408,12 +460,46 @@ caf::expected<process_result> run_process(const process_spec& spec) {
   std::vector<channel> channels{{read_end.get(), &logged}};
   if (spec.capture_stdout)
     channels.push_back({data_read_end.get(), &captured});
+  group_file group{spec.group_file, *pid};
   auto result = supervise(*pid, channels, spec, start);
   result.tail = logged.take();
   result.output = captured.take();
   result.output_truncated = captured.truncated();
   result.elapsed = std::chrono::duration_cast<milliseconds>(clock_type::now() - start);
   return result;
+}
+
+int kill_stale_group(const std::string& group_file) {
+  std::ifstream in{group_file};
+  long pgid = 0;
+  if (!(in >> pgid) || pgid <= 1)
+    return 0;
+  in.close();
+  int killed = 0;
+  if (group_alive(static_cast<pid_t>(pgid)) && ::kill(static_cast<pid_t>(-pgid), SIGKILL) == 0)
+    killed = static_cast<int>(pgid);
+  ::unlink(group_file.c_str());
+  return killed;
+}
+
+int live_group_members(int pgid) {
+  int count = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it{"/proc", ec}, end; !ec && it != end; it.increment(ec)) {
+    std::ifstream in{it->path() / "stat"};
+    std::string line;
+    if (!std::getline(in, line))
+      continue;
+    auto close = line.rfind(')'); // the command name may hold spaces and ')'
+    if (close == std::string::npos)
+      continue;
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3
+        && pgrp == pgid && state != 'Z' && state != 'X')
+      ++count;
+  }
+  return count;
 }
 
 } // namespace brd::io

@@ -2,6 +2,11 @@
 // so no byte of any argument is interpreted: `$(...)`, `;` and backticks are
 // plain text to the program.
 //
+// The child dies with the thread that started it (PR_SET_PDEATHSIG SIGKILL):
+// a brnode killed with SIGKILL takes its running scripts along; members of
+// their groups that the script started are killed through group_file by the
+// next start (see kill_stale_group).
+//
 // The child starts in its own process group, with stdin on /dev/null, no
 // other inherited file descriptors, default signal dispositions and a small
 // environment (PATH, HOME and LANG from ours, then spec.env on top). Its
@@ -46,6 +51,10 @@ struct process_spec {
   // in process_result::output, up to max_captured_output bytes, and only
   // stderr goes to the log and the tail.
   bool capture_stdout = false;
+  // When set, the child's process group id is written to this file while it
+  // runs (directories are created) and the file is removed when run_process
+  // returns. After a crash of ours, kill_stale_group(file) ends the group.
+  std::string group_file;
 };
 
 inline constexpr size_t max_captured_output = size_t{256} << 20;
@@ -69,5 +78,17 @@ struct process_result {
 // (the error names it), a cwd that does not exist, a log file that cannot be
 // opened. A child that fails, crashes or times out is a result, not an error.
 caf::expected<process_result> run_process(const process_spec& spec);
+
+// For a group_file left behind by a run_process that never returned (this
+// process was killed): SIGKILL to every live member of that process group,
+// then the file is removed. Returns the group id killed, or 0 when the file
+// is unreadable or the group has no live member. Group ids are not reused
+// while any member lives, so a file younger than the machine's uptime names
+// the right group as long as one of its members still runs.
+int kill_stale_group(const std::string& group_file);
+
+// How many members of process group `pgid` are alive (zombies are dead), as
+// /proc shows them.
+int live_group_members(int pgid);
 
 } // namespace brd::io

@@ -64,6 +64,7 @@ process_spec script_spec(const task_run& j, const std::string& build_dir) {
   spec.timeout = std::chrono::seconds{t.timeout_s};
   spec.log_path = j.log_path;
   spec.tail_bytes = tail_bytes;
+  spec.group_file = j.group_file;
   return spec;
 }
 

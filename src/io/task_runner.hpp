@@ -36,6 +36,9 @@ struct task_run {
   std::string node;        // this node, for BLACKROAD_NODE and messages
   size_t keep_builds = 5;  // retention after a successful deploy
   std::string log_path;    // workspace::log_path of the task
+  // The script's process group id is kept here while it runs
+  // (process_spec::group_file); empty: nowhere.
+  std::string group_file;
 };
 
 // How a task ended.

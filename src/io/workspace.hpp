@@ -6,6 +6,8 @@
 //   <root>/builds/<owner>/<name>/<sha>.done  its finish time (ms since epoch)
 //   <root>/builds/<owner>/<name>/active    symlink -> "<sha>" (relative)
 //   <root>/logs/<deploy_id>/<task_id>.log  git and script output of a task
+//   <root>/running/<deploy_id>.<task_id>.pgid  process group of a running
+//                                          script (io/process.hpp group_file)
 //
 // A build directory is *kept* when it has its .done stamp: only successful
 // builds get one, so every kept build is a valid rollback target. The active

@@ -10,6 +10,7 @@
 #include "io/deploy_records.hpp"
 #include "io/github_webhook.hpp"
 #include "io/metrics.hpp"
+#include "runtime/deploy_progress.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/routing.hpp"
 
@@ -141,6 +142,10 @@ json field(const json& j, const char* key) {
   return i == j.end() ? json{} : *i;
 }
 
+std::string text_of(const json& j) {
+  return j.is_string() ? j.get<std::string>() : j.dump();
+}
+
 template <class Record>
 json rows_json(const std::vector<state_row>& rows) {
   auto out = json::array();
@@ -148,6 +153,23 @@ json rows_json(const std::vector<state_row>& rows) {
     if (auto rec = io::decode<Record>(row.value))
       out.push_back(json(*rec));
   return out;
+}
+
+// Task rows with the dispatcher's verdicts (io::deployment_record) applied
+// to the ones that are not final; a verdict on a task without a row adds one.
+json with_verdicts(json tasks, const std::map<std::string, std::string>& verdicts) {
+  auto left = verdicts;
+  for (auto& t : tasks) {
+    auto v = left.find(text_of(field(t, "task_id")));
+    if (v == left.end())
+      continue;
+    if (!is_final_state(text_of(field(t, "state"))))
+      t.update({{"state", "failed"}, {"reason", v->second}});
+    left.erase(v);
+  }
+  for (const auto& [task_id, reason] : left)
+    tasks.push_back({{"task_id", task_id}, {"state", "failed"}, {"reason", reason}});
+  return tasks;
 }
 
 // The deployment with its task rows, or nullopt when there is none.
@@ -165,7 +187,7 @@ caf::expected<std::optional<json>> deployment_json(const ctx_ptr& ctx, const std
   if (!tasks)
     return tasks.error();
   json out = *rec;
-  out["tasks"] = rows_json<io::task_record>(*tasks);
+  out["tasks"] = with_verdicts(rows_json<io::task_record>(*tasks), rec->verdicts);
   return std::optional<json>{std::move(out)};
 }
 
@@ -226,10 +248,6 @@ std::string html_escape(const std::string& text) {
     }
   }
   return out;
-}
-
-std::string text_of(const json& j) {
-  return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
 // The text of j[key], "" when absent.

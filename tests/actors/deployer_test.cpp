@@ -3,6 +3,7 @@
 // actor (it keeps every put, in order).
 #include "actors/deployer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -118,7 +119,8 @@ caf::behavior recorder(caf::event_based_actor*, std::shared_ptr<recorded> out) {
 }
 
 bool is_final(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "timed_out";
+  return state == "succeeded" || state == "failed" || state == "timed_out"
+         || state == "superseded";
 }
 
 struct fixture {
@@ -425,6 +427,32 @@ TEST_CASE("tasks of one repository run in arrival order, other repositories in p
   CHECK(spans[t3.deploy_id].first < spans[t1.deploy_id].second);
   CHECK(f.active() == second);
   CHECK(f.active("blackroad/api") == other);
+}
+
+TEST_CASE("a newer deploy of the same role supersedes the one still waiting, which never runs") {
+  fixture f;
+  auto first = f.commit({{"slow", "1"}});
+  auto second = f.commit({{"slow", ""}});
+  auto third = f.commit({});
+  auto t1 = f.task(first), t2 = f.task(second), t3 = f.task(third);
+  for (const auto& t : {t1, t2, t3})
+    REQUIRE(f.send(t) == t.task_id);
+  auto r2 = f.wait_final(t2);
+  CHECK(r2.state == "superseded");
+  CHECK(r2.reason == "superseded by " + third.substr(0, 12) + " (" + t3.deploy_id + ")");
+  CHECK(r2.started_at_ms == 0);
+  // Never running; usually superseded before its queued row was due.
+  auto rows = states(f.records_of(t2));
+  CHECK(rows.back() == "superseded");
+  CHECK(std::count(rows.begin(), rows.end(), "running") == 0);
+  CHECK(rows.size() <= 2);
+  CHECK(f.wait_final(t1).state == "succeeded");
+  CHECK(f.wait_final(t3).state == "succeeded");
+  CHECK(states(f.records_of(t3)) == strings{"queued", "running", "succeeded"});
+  CHECK(f.active() == third);
+  CHECK(f.counted("superseded") == 1);
+  for (const auto& e : f.runs())
+    CHECK(e.deploy_id != t2.deploy_id);
 }
 
 TEST_CASE("with max_parallel 1 repositories take turns, first come first served") {

@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <filesystem>
 #include <future>
 #include <set>
@@ -12,6 +14,7 @@
 
 #include "deploy_fixture.hpp"
 #include "io/hmac.hpp"
+#include "io/process.hpp"
 
 using namespace brd::test;
 using nlohmann::json;
@@ -449,4 +452,118 @@ TEST_CASE("an edge node restarted mid-deploy follows its pending deployment to t
   REQUIRE(site.github().wait_for(
     [&](auto&) { return statuses(site.github(), sha)["blackroad/deploy"].size() == 2; }, 20s));
   CHECK(statuses(site.github(), sha)["blackroad/deploy"] == strings{"pending", "success"});
+}
+
+namespace {
+
+// The rows of `table` under `prefix` as node `port` stores them (with origin).
+json state_rows(uint16_t port, const std::string& table, const std::string& prefix) {
+  auto r = http_get_json(port, "/api/state/" + table + "?prefix=" + prefix);
+  return r.body.is_array() ? r.body : json::array();
+}
+
+// The status bodies posted for `sha` in `context`, in arrival order.
+std::vector<json> status_bodies(const recorder& github, const std::string& sha,
+                                const std::string& context) {
+  std::vector<json> out;
+  for (const auto& q : github.requests())
+    if (q.path.find("/statuses/" + sha) != std::string::npos) {
+      auto doc = json::parse(q.body, nullptr, false);
+      if (doc.is_object() && doc.value("context", "") == context)
+        out.push_back(doc);
+    }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a node killed with kill -9 takes its script along, and after its restart kills the "
+          "script's group and fails the task with \"node lost\"") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/hang.sh"}}}};
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "v7"}});
+  auto r = send_webhook(site.edge_port(), push_event(zeros, sha, {"frontend/app.js"}).dump(),
+                        site.secret(), new_delivery_id());
+  REQUIRE(r.status == 202);
+  auto id = r.doc().value("deployment", "");
+  int pgid = 0;
+  auto group_members = [&] { return brd::io::live_group_members(pgid); };
+  REQUIRE(wait_until([&] {
+    std::ifstream{site.out("hang.pid")} >> pgid;
+    return pgid > 0 && group_members() == 2; // sh and its sleep
+  }, 30s));
+  site.nodes().process("fe1").kill9();
+  // The script (the group's leader) dies with its node; its sleep is left.
+  CHECK(wait_until([&] { return ::kill(pgid, 0) != 0; }, 5s));
+  auto d = wait_deployment(site.edge_port(), id, 30s);
+  CHECK_MESSAGE(d.value("state", "") == "failure", d.dump(2));
+  CHECK(task_of(d, "frontend@fe1")["reason"] == "node lost");
+  CHECK(group_members() == 1); // until the node is back
+  site.nodes().start("fe1");
+  CHECK(wait_until([&] { return group_members() == 0; }, 20s));
+  // The node's own row says so too, written by the node itself.
+  json row;
+  REQUIRE(wait_until([&] {
+    auto rows = state_rows(site.edge_port(), "tasks", id + "/");
+    row = rows.empty() ? json{} : rows[0];
+    return row.is_object() && row["value"].value("state", "") == "failed";
+  }, 20s));
+  CHECK(row["value"]["reason"] == "node lost");
+  CHECK(row["origin"] == "fe1");
+  CHECK_FALSE(fs::exists(site.out("hang.finished")));
+}
+
+TEST_CASE("task rows are written only by the node that runs them, from queued on") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}},
+                     {"api1", "pi", {"api"}}},
+                    {{R"(["frontend/**"])", "frontend"}, {R"(["api/**"])", "api"}}}};
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "v8"}, {"api/main.go", "v8"}});
+  auto d = deploy(site, sha, {"frontend/app.js", "api/main.go"});
+  REQUIRE_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  auto id = d.value("id", "");
+  for (auto port : {site.edge_port(), site.nodes().http_port("fe1")}) {
+    auto rows = state_rows(port, "tasks", id + "/");
+    REQUIRE(rows.size() == 2);
+    for (const auto& row : rows) {
+      CHECK(row["origin"] == row["value"]["node"]);
+      CHECK(row["value"]["state"] == "succeeded");
+    }
+  }
+}
+
+TEST_CASE("a newer push supersedes the task still queued behind a running one: success, "
+          "\"superseded by <sha>\"") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/slow.sh"}}}};
+  site.start();
+  std::vector<std::string> shas, ids;
+  for (auto v : {"a", "b", "c"}) {
+    shas.push_back(site.commit({{"frontend/app.js", v}}));
+    auto r = send_webhook(site.edge_port(),
+                          push_event(zeros, shas.back(), {"frontend/app.js"}).dump(),
+                          site.secret(), new_delivery_id());
+    REQUIRE(r.status == 202);
+    ids.push_back(r.doc().value("deployment", ""));
+    if (shas.size() == 1) // the first one runs before the others arrive
+      REQUIRE(wait_until([&] { return fs::exists(site.out("fe1.started")); }, 30s));
+  }
+  auto first = wait_deployment(site.edge_port(), ids[0], 60s);
+  auto second = wait_deployment(site.edge_port(), ids[1], 60s);
+  auto third = wait_deployment(site.edge_port(), ids[2], 60s);
+  for (const auto& d : {first, second, third})
+    CHECK_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  auto skipped = task_of(second, "frontend@fe1");
+  CHECK(skipped["state"] == "superseded");
+  CHECK(skipped["reason"] == "superseded by " + shas[2].substr(0, 12) + " (" + ids[2] + ")");
+  CHECK(skipped["started_at_ms"] == 0);
+  // The first and the third ran, the second never did.
+  CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{shas[0], shas[2]});
+  REQUIRE(site.github().wait_for([&](auto&) {
+    return status_bodies(site.github(), shas[1], "blackroad/deploy").size() == 2;
+  }, 10s));
+  auto posted = status_bodies(site.github(), shas[1], "blackroad/deploy");
+  CHECK(posted.back()["state"] == "success");
+  CHECK(posted.back()["description"] == "superseded by " + shas[2].substr(0, 12));
 }

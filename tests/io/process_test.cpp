@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -58,23 +59,8 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// Processes of group `pgid` that are still running (zombies are dead).
 int live_members(pid_t pgid) {
-  int count = 0;
-  for (const auto& entry : fs::directory_iterator{"/proc"}) {
-    std::ifstream in{entry.path() / "stat"};
-    std::string line;
-    if (!std::getline(in, line))
-      continue;
-    auto close = line.rfind(')');
-    char state = 0;
-    long ppid = 0, pgrp = 0;
-    if (close != std::string::npos
-        && std::sscanf(line.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3
-        && pgrp == pgid && state != 'Z')
-      ++count;
-  }
-  return count;
+  return brd::io::live_group_members(pgid);
 }
 
 } // namespace
@@ -279,4 +265,57 @@ TEST_CASE("runs from several threads at once keep their outputs apart") {
     CHECK(result.tail == "run " + std::to_string(i) + "\n");
     CHECK(result.elapsed < 5s); // no run waited for another's pipe to close
   }
+}
+
+TEST_CASE("a runner killed with SIGKILL takes its child along, and kill_stale_group its group") {
+  temp_dir tmp;
+  auto group_file = tmp.sub("run/task.pgid");
+  // A runner process of its own, so that it can be killed like a brnode.
+  pid_t runner = ::fork();
+  REQUIRE(runner >= 0);
+  if (runner == 0) {
+    process_spec spec;
+    spec.argv = {"sh", "-c", "sleep 100 & exec sleep 100"};
+    spec.group_file = group_file;
+    (void)run_process(spec);
+    ::_exit(0);
+  }
+  long pgid = 0;
+  for (int i = 0; i < 200 && pgid == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::ifstream{group_file} >> pgid;
+  }
+  REQUIRE(pgid > 0);
+  for (int i = 0; i < 200 && live_members(static_cast<pid_t>(pgid)) < 2; ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(live_members(static_cast<pid_t>(pgid)) == 2);
+  ::kill(runner, SIGKILL);
+  ::waitpid(runner, nullptr, 0);
+  // The direct child (the group leader) dies with its parent ...
+  bool leader_gone = false;
+  for (int i = 0; i < 200 && !leader_gone; ++i) {
+    std::this_thread::sleep_for(10ms);
+    leader_gone = ::kill(static_cast<pid_t>(pgid), 0) != 0
+                  || live_members(static_cast<pid_t>(pgid)) < 2;
+  }
+  CHECK(leader_gone);
+  // ... the rest of its group is ended by the next start.
+  CHECK(fs::exists(group_file));
+  CHECK(brd::io::kill_stale_group(group_file) == pgid);
+  for (int i = 0; i < 200 && live_members(static_cast<pid_t>(pgid)) > 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  CHECK(live_members(static_cast<pid_t>(pgid)) == 0);
+  CHECK_FALSE(fs::exists(group_file));
+  CHECK(brd::io::kill_stale_group(group_file) == 0);
+}
+
+TEST_CASE("the group file exists while the child runs and is gone after") {
+  temp_dir tmp;
+  process_spec spec;
+  spec.argv = {"sh", "-c", "sleep 0.2; cat \"$0\"", tmp.sub("g/pgid")};
+  spec.group_file = tmp.sub("g/pgid");
+  auto result = run_process(spec);
+  REQUIRE(result);
+  CHECK(result->tail == std::to_string(result->pid) + "\n");
+  CHECK_FALSE(fs::exists(spec.group_file));
 }
