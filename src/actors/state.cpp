@@ -1,40 +1,24 @@
 #include "actors/state.hpp"
 
-// Protocol between state actors (one per node, found through each node's
-// health actor under the service name "state"):
-//
-// - For every connected peer P this node keeps `sent`, the version vector P
-//   holds plus what is in flight to it, and pushes repl_batch{self, entries}
-//   with at most max_in_flight batches unanswered (a slow peer gets bigger
-//   batches, not more of them). P applies what follows its version
-//   vector without gaps (state_store::apply, idempotent) and replies with its
-//   version vector, which becomes `acked`. An empty batch is a probe: on
-//   connect it learns P's vector, and every anti_entropy_every ticks it
-//   notices anything P lost.
-// - This node's own new entries go out at once, from the ring: an in-memory
-//   tail of its recent commits (consecutive seqs).
-// - Other origins' entries are relayed only to a peer that stalls on them:
-//   its replies show no progress on origin O for stall_timeout while we hold
-//   newer entries of O (it is cut off from O, or O's stream to it broke).
-//   A healthy mesh thus carries each entry once per peer, and a node cut off
-//   from an origin but not from us still converges.
-// - A stalled peer, one whose reply shows it lacks something we sent, or one
-//   that fell behind the ring, is caught up from the store's log
-//   (missing_for, all origins); if the log was truncated past its vector it
-//   gets a snapshot of all tables.
-// - The log is truncated when every configured peer (live or not) has
-//   acknowledged the entries.
+// The state actor's local side: writes (group commit with the WAL fsync on
+// a syncer actor), reads, subscriptions, timers and the behavior.
+// Replication with peers (the protocol) is in actors/state_sync.cpp; the
+// state both files share is in actors/state_replica.hpp.
 //
 // Writes are buffered and committed by a flush message sent to ourselves, so
-// every write queued in the mailbox meanwhile shares one synced commit.
+// every write queued in the mailbox meanwhile shares one commit. The commit
+// is written without a sync; a detached syncer actor then fsyncs the WAL
+// while this actor keeps applying peers' batches and queueing writes (which
+// form the next commit when the sync is done). Writes are answered, shown
+// to subscribers and pushed to peers only once their sync returned.
 
 #include <algorithm>
-#include <deque>
-#include <set>
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/state_replica.hpp"
 #include "io/metrics.hpp"
 #include "io/state_store.hpp"
 #include "runtime/errors.hpp"
@@ -43,100 +27,7 @@
 
 namespace brd {
 
-namespace {
-
-using clock = std::chrono::steady_clock;
-using io::version_vector;
-
-constexpr size_t batch_max_entries = 4096;
-constexpr size_t batch_max_bytes = 1 << 20;
-constexpr size_t max_in_flight = 2; // batches per peer awaiting its reply
-constexpr size_t ring_max_bytes = 16 << 20;
-constexpr uint64_t scan_max_rows = 100'000;
-constexpr auto tick_interval = std::chrono::milliseconds(100);
-constexpr uint64_t anti_entropy_every = 10; // ticks: once a second
-constexpr uint64_t truncate_every = 10;     // ticks: every second (short stalls)
-constexpr auto stall_timeout = std::chrono::milliseconds(300);
-constexpr auto peer_timeout = std::chrono::seconds(5);
-constexpr auto lookup_timeout = std::chrono::seconds(2);
-constexpr auto lookup_retry = std::chrono::milliseconds(200);
-constexpr auto relearn_grace = std::chrono::seconds(3);
-
-using ack_promise = caf::typed_response_promise<write_ack>;
-
-struct pending_write {
-  io::local_write write;
-  uint32_t wait_for = 0;
-  ack_promise promise;
-};
-
-// A durable write whose client waits for `peers` peers to hold it too.
-struct pending_wait {
-  write_ack ack;
-  uint32_t peers = 0;
-  clock::time_point deadline;
-  ack_promise promise;
-};
-
-// Replication towards one peer.
-struct peer_link {
-  caf::actor handle;       // its state actor; invalid while not connected
-  uint64_t generation = 0; // bumped on (dis)connect: stale replies are dropped
-  bool looking_up = false;
-  clock::time_point next_lookup{};
-  bool heard = false;      // `acked` came from the peer during this run
-  version_vector acked;    // its version vector, from its last reply
-  version_vector sent;     // acked plus what is in flight
-  // Per batch awaiting the peer's reply, oldest first: the highest seq it
-  // carries per origin (replies come in order).
-  std::deque<version_vector> in_flight;
-  bool knows_vv = false;   // `sent` is based on a reply of this connection
-  bool catching_up = true; // send from the store's log, not the ring
-  bool hold = false;       // the last push failed: wait for anti-entropy
-  bool probe_due = true;   // send an empty batch if there is nothing else
-  // Per origin, when its seq in the peer's replies last grew (or caught up
-  // with ours): no progress for stall_timeout means we relay that origin.
-  std::map<std::string, clock::time_point> progress;
-};
-
-struct instruments {
-  io::metrics_registry* registry = nullptr;
-  io::counter* writes = nullptr;
-  io::histogram* batch_size = nullptr;
-  io::histogram* commit_time = nullptr;
-  io::histogram* lag = nullptr;
-};
-
-struct replica {
-  static inline const char* name = "state";
-  state_options opts;
-  io::state_store* db = nullptr;
-  std::map<std::string, peer_link> peers; // every configured node but self
-  std::vector<pending_write> buffer;      // writes waiting for the next flush
-  bool flush_pending = false;
-  std::vector<pending_wait> waits;
-  std::deque<state_entry> ring; // own recent commits, consecutive seqs
-  size_t ring_bytes = 0;
-  std::map<std::string, std::vector<caf::actor>> subscribers; // by table
-  uint64_t ticks = 0;
-  instruments metrics;
-  // A store without writes of our own may have lost them (a wiped data
-  // directory): until every peer answered, or relearn_grace passed, local
-  // writes wait, so new ones never reuse a seq the peers hold.
-  bool relearning = false;
-  clock::time_point relearn_until;
-};
-
-using state_ptr = state_actor::stateful_pointer<replica>;
-
-uint64_t seq_in(const version_vector& vv, const std::string& origin) {
-  auto i = vv.find(origin);
-  return i == vv.end() ? 0 : i->second;
-}
-
-size_t entry_bytes(const state_entry& e) {
-  return e.table.size() + e.key.size() + e.value.size() + e.origin.size() + 32;
-}
+namespace state_detail {
 
 instruments make_instruments(io::metrics_registry* m) {
   instruments out;
@@ -219,13 +110,6 @@ void remember(replica& st, std::vector<state_entry>&& committed) {
   }
 }
 
-void push(state_ptr self, const std::string& peer);
-
-void push_all(state_ptr self) {
-  for (auto& [name, link] : self->state.peers)
-    push(self, name);
-}
-
 // -- waiting for peers ------------------------------------------------------------
 
 uint32_t holders(const replica& st, uint64_t seq) {
@@ -272,26 +156,62 @@ caf::error check_write(const replica& st, const io::local_write& w,
   return caf::none;
 }
 
+void schedule_flush(state_ptr self) {
+  auto& st = self->state;
+  if (!st.flush_pending) {
+    st.flush_pending = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
 caf::result<write_ack> enqueue(state_ptr self, io::local_write w,
                                uint32_t wait_for) {
   auto& st = self->state;
   if (auto err = check_write(st, w, wait_for))
     return err;
   auto promise = self->make_response_promise<write_ack>();
-  st.buffer.push_back({std::move(w), wait_for, promise});
-  if (!st.flush_pending) {
-    st.flush_pending = true;
-    self->send(self, flush_atom::value);
-  }
+  st.buffer.push_back({std::move(w), wait_for, {promise, nullptr}});
+  schedule_flush(self);
   return promise;
 }
 
-// Commits `writes` in one synced batch. The store refuses a whole batch for
-// one bad value: then each write is committed alone, so only it fails.
+// Many puts to one table in one message: the buffer holds them next to each
+// other, so they share one commit and get consecutive seqs.
+caf::result<write_ack> enqueue_many(state_ptr self, std::string& table,
+                                    std::vector<std::string>& keys,
+                                    std::vector<std::string>& values) {
+  auto& st = self->state;
+  if (keys.size() != values.size() || keys.empty())
+    return make_error(brd_errc::refused,
+                      "a put of many needs as many values as keys, and at "
+                      "least one");
+  std::vector<io::local_write> writes;
+  writes.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    writes.push_back({table, std::move(keys[i]), std::move(values[i])});
+    if (auto err = check_write(st, writes.back(), 0))
+      return err;
+    if (auto problem = io::value_problem(*writes.back().value))
+      return make_error(brd_errc::refused, "write to " + table + "/"
+                                             + writes.back().key
+                                             + " refused: " + *problem);
+  }
+  auto group = std::make_shared<write_group>();
+  group->promise = self->make_response_promise<write_ack>();
+  group->open = writes.size();
+  for (auto& w : writes)
+    st.buffer.push_back({std::move(w), 0, {{}, group}});
+  schedule_flush(self);
+  return group->promise;
+}
+
+// Commits `writes` in one batch, unsynced (the syncer syncs it). The store
+// refuses a whole batch for one bad value: then each write is committed
+// alone, so only it fails.
 std::vector<caf::expected<state_entry>>
 commit_all(replica& st, const std::vector<io::local_write>& writes) {
   std::vector<caf::expected<state_entry>> out;
-  auto committed = st.db->commit(writes);
+  auto committed = st.db->commit(writes, false);
   if (committed && committed->size() == writes.size()) {
     for (auto& e : *committed)
       out.emplace_back(std::move(e));
@@ -299,9 +219,11 @@ commit_all(replica& st, const std::vector<io::local_write>& writes) {
   }
   for (const auto& w : writes) {
     auto one = writes.size() == 1 ? std::move(committed)
-                                  : st.db->commit({w});
+                                  : st.db->commit({w}, false);
     if (one && one->size() == 1)
       out.emplace_back(std::move(one->front()));
+    else if (!one && has_code(one.error(), brd_errc::disk_full))
+      out.emplace_back(one.error()); // not the writer's fault
     else
       out.emplace_back(one ? make_error(brd_errc::store_failure,
                                         "the store committed no entry")
@@ -311,11 +233,28 @@ commit_all(replica& st, const std::vector<io::local_write>& writes) {
   return out;
 }
 
-// Commits every buffered write with one synced batch, then answers them.
+void on_synced(state_ptr self, const caf::error& err);
+
+// Fsyncs the WAL on the syncer; on_synced answers the writes it covers.
+void start_sync(state_ptr self) {
+  auto& st = self->state;
+  if (st.syncing || st.unsynced.empty())
+    return;
+  st.syncing = true;
+  // High priority: the reply overtakes queued writes, so acks are not
+  // delayed by the mailbox.
+  self->request<caf::message_priority::high>(st.syncer, sync_timeout,
+                                             flush_atom::value)
+    .then([=](bool) { on_synced(self, caf::none); },
+          [=](caf::error& err) { on_synced(self, err); });
+}
+
+// Commits every buffered write with one batch and starts its sync. While a
+// sync runs, writes wait in the buffer: on_synced commits them together.
 void flush(state_ptr self) {
   auto& st = self->state;
   st.flush_pending = false;
-  if (st.buffer.empty() || st.relearning)
+  if (st.buffer.empty() || st.relearning || st.syncing)
     return;
   auto pending = std::move(st.buffer);
   st.buffer.clear();
@@ -323,32 +262,71 @@ void flush(state_ptr self) {
   writes.reserve(pending.size());
   for (auto& p : pending)
     writes.push_back(std::move(p.write));
-  auto began = clock::now();
+  st.commit_began = clock::now();
   auto results = commit_all(st, writes);
-  if (st.metrics.commit_time != nullptr)
-    st.metrics.commit_time->observe(
-      std::chrono::duration<double>(clock::now() - began).count());
-  auto deadline = clock::now() + st.opts.wait_timeout;
-  std::vector<state_entry> committed;
-  committed.reserve(results.size());
+  bool full = std::any_of(results.begin(), results.end(), [](const auto& r) {
+    return !r && has_code(r.error(), brd_errc::disk_full);
+  });
+  if (full && !st.disk_full)
+    log::state()->error("{}", describe(std::find_if(results.begin(), results.end(),
+                                                    [](const auto& r) { return !r; })
+                                         ->error()));
+  else if (!full && st.disk_full)
+    log::state()->info("the disk has room again: writes are accepted");
+  st.disk_full = full;
   for (size_t i = 0; i < pending.size(); ++i) {
     if (!results[i]) {
       log::state()->debug("write refused: {}", describe(results[i].error()));
-      pending[i].promise.deliver(results[i].error());
+      pending[i].answer.deliver(results[i].error());
       continue;
     }
-    write_ack ack{results[i]->hlc, results[i]->origin, results[i]->seq};
-    if (pending[i].wait_for == 0)
-      pending[i].promise.deliver(ack);
-    else
-      st.waits.push_back({ack, pending[i].wait_for, deadline,
-                          std::move(pending[i].promise)});
-    committed.push_back(std::move(*results[i]));
+    st.unsynced.push_back({std::move(*results[i]), pending[i].wait_for,
+                           std::move(pending[i].answer)});
   }
-  if (st.metrics.registry != nullptr && !committed.empty()) {
+  start_sync(self);
+}
+
+// The sync of `unsynced` returned: the writes are durable (answer them,
+// tell subscribers, push them to peers), or it failed (answer an error;
+// the entries become durable with a later sync and replicate then).
+void on_synced(state_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  st.syncing = false;
+  auto synced = std::move(st.unsynced);
+  st.unsynced.clear();
+  if (err) {
+    log::state()->error("cannot sync {} writes: {}", synced.size(),
+                        describe(err));
+    for (auto& w : synced)
+      w.answer.deliver(make_error(brd_errc::store_failure,
+                                   "the write could not be synced: "
+                                     + describe(err)));
+    flush(self);
+    return;
+  }
+  if (synced.empty())
+    return;
+  st.db->mark_durable(synced.back().entry.seq);
+  auto now = clock::now();
+  if (st.metrics.commit_time != nullptr)
+    st.metrics.commit_time->observe(
+      std::chrono::duration<double>(now - st.commit_began).count());
+  auto deadline = now + st.opts.wait_timeout;
+  std::vector<state_entry> committed;
+  committed.reserve(synced.size());
+  for (auto& w : synced) {
+    write_ack ack{w.entry.hlc, w.entry.origin, w.entry.seq};
+    if (w.wait_for == 0)
+      w.answer.deliver(ack);
+    else
+      st.waits.push_back({ack, w.wait_for, deadline, std::move(w.answer.promise)});
+    committed.push_back(std::move(w.entry));
+  }
+  if (st.metrics.registry != nullptr) {
     st.metrics.writes->add(static_cast<double>(committed.size()));
     st.metrics.batch_size->observe(static_cast<double>(committed.size()));
   }
+  flush(self); // the next commit syncs while we push this one
   notify(st, committed);
   remember(st, std::move(committed));
   push_all(self);
@@ -372,332 +350,8 @@ void check_relearned(state_ptr self) {
   else if (!known)
     log::state()->info("not every peer answered within {} s; writing anyway",
                        relearn_grace.count());
-  if (!st.buffer.empty() && !st.flush_pending) {
-    st.flush_pending = true;
-    self->send(self, flush_atom::value);
-  }
-}
-
-// -- pushing to peers ---------------------------------------------------------------
-
-// Copies the ring entries the peer lacks into `out`, as far as batch limits
-// allow. False when it lacks entries the ring no longer holds.
-bool collect(const replica& st, peer_link& link, std::vector<state_entry>& out) {
-  auto from = seq_in(link.sent, st.opts.self) + 1;
-  if (from > seq_in(st.db->vv(), st.opts.self))
-    return true; // it has (or is being sent) all of ours
-  if (st.ring.empty() || from < st.ring.front().seq)
-    return false;
-  auto first = st.ring.front().seq;
-  size_t bytes = 0;
-  for (auto i = from - first; i < st.ring.size(); ++i) {
-    if (out.size() >= batch_max_entries || bytes >= batch_max_bytes)
-      break;
-    out.push_back(st.ring[i]);
-    bytes += entry_bytes(out.back());
-  }
-  if (!out.empty())
-    link.sent[st.opts.self] = out.back().seq;
-  return true;
-}
-
-void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
-              version_vector theirs);
-
-void on_push_failed(state_ptr self, const std::string& peer,
-                    uint64_t generation, const caf::error& err) {
-  auto& link = self->state.peers.at(peer);
-  if (link.generation != generation)
-    return;
-  log::state()->debug("push to peer {} failed: {}", peer, describe(err));
-  ++link.generation; // later replies of this stream are stale
-  link.in_flight.clear();
-  link.knows_vv = false; // probe again with anti-entropy
-  link.hold = link.catching_up = true;
-  link.sent.clear();
-}
-
-template <class Message>
-void send_to_peer(state_ptr self, const std::string& peer, Message msg,
-                  version_vector carried) {
-  auto& link = self->state.peers.at(peer);
-  link.in_flight.push_back(std::move(carried));
-  link.probe_due = false;
-  auto generation = link.generation;
-  // High priority: a peer handles replication before its local writes, so
-  // replication lag does not grow with the depth of its write queue.
-  self->request<caf::message_priority::high>(link.handle, peer_timeout,
-                                             std::move(msg))
-    .then(
-      [=](version_vector& theirs) {
-        on_reply(self, peer, generation, std::move(theirs));
-      },
-      [=](caf::error& err) { on_push_failed(self, peer, generation, err); });
-}
-
-void send_snapshot(state_ptr self, const std::string& peer) {
-  auto& st = self->state;
-  auto& link = st.peers.at(peer);
-  auto snap = st.db->snapshot();
-  if (!snap) {
-    log::state()->warn("cannot make a snapshot for peer {}: {}", peer,
-                       describe(snap.error()));
-    link.hold = true;
-    return;
-  }
-  log::state()->info("peer {} is behind the truncated log: sending a "
-                     "snapshot of {} rows",
-                     peer, snap->rows.size());
-  snap->from = st.opts.self;
-  for (const auto& [origin, seq] : snap->vv)
-    link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
-  link.catching_up = false;
-  auto carried = snap->vv;
-  send_to_peer(self, peer, std::move(*snap), std::move(carried));
-}
-
-// Sends `peer` the next batch it lacks, unless max_in_flight are.
-void push(state_ptr self, const std::string& peer) {
-  auto& st = self->state;
-  auto& link = st.peers.at(peer);
-  if (!link.handle || link.hold || link.in_flight.size() >= max_in_flight
-      || (!link.knows_vv && !link.in_flight.empty()))
-    return;
-  repl_batch batch{st.opts.self, {}};
-  if (!link.knows_vv) {
-    // A probe first: what it lacks depends on its version vector.
-  } else if (link.catching_up) {
-    auto delta = st.db->missing_for(link.sent, batch_max_entries);
-    if (!delta) {
-      log::state()->warn("cannot read the log for peer {}: {}", peer,
-                         describe(delta.error()));
-      link.hold = true;
-      return;
-    }
-    if (delta->needs_snapshot) {
-      send_snapshot(self, peer);
-      return;
-    }
-    if (delta->entries.size() < batch_max_entries)
-      link.catching_up = false; // the ring has what comes next
-    batch.entries = std::move(delta->entries);
-  } else if (!collect(st, link, batch.entries)) {
-    link.catching_up = true;
-    push(self, peer);
-    return;
-  }
-  if (batch.entries.empty() && !link.probe_due && link.knows_vv)
-    return;
-  version_vector carried;
-  for (const auto& e : batch.entries) {
-    carried[e.origin] = std::max(carried[e.origin], e.seq);
-    link.sent[e.origin] = std::max(seq_in(link.sent, e.origin), e.seq);
-  }
-  send_to_peer(self, peer, std::move(batch), std::move(carried));
-}
-
-// Notes the peer's progress per origin; true when it stalls on an origin
-// of which we hold newer entries.
-bool stalled(const replica& st, peer_link& link, const version_vector& theirs) {
-  auto now = clock::now();
-  bool stuck = false;
-  for (const auto& [origin, ours] : st.db->vv()) {
-    if (origin == st.opts.self)
-      continue;
-    auto have = seq_in(theirs, origin);
-    auto [at, fresh] = link.progress.try_emplace(origin, now);
-    if (fresh || have >= ours || have > seq_in(link.acked, origin))
-      at->second = now;
-    else if (now - at->second > stall_timeout)
-      stuck = true;
-  }
-  return stuck;
-}
-
-void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
-              version_vector theirs) {
-  auto& st = self->state;
-  auto& link = st.peers.at(peer);
-  if (link.generation != generation || link.in_flight.empty())
-    return;
-  auto carried = std::move(link.in_flight.front());
-  link.in_flight.pop_front();
-  link.heard = link.knows_vv = true;
-  bool lost = std::any_of(carried.begin(), carried.end(), [&](auto& kv) {
-    return seq_in(theirs, kv.first) < kv.second;
-  });
-  if (lost) {
-    log::state()->debug("peer {} did not keep entries we sent: catching it "
-                        "up from its version vector",
-                        peer);
-    ++link.generation; // the reply to a later batch would mislead
-    link.in_flight.clear();
-    link.sent = theirs;
-    link.catching_up = true;
-    link.hold = true; // it refused part of a batch: retry with anti-entropy
-  } else {
-    if (stalled(st, link, theirs) && !link.catching_up) {
-      log::state()->debug("peer {} makes no progress on entries we hold: "
-                          "relaying them",
-                          peer);
-      link.catching_up = true;
-    }
-    for (const auto& [origin, seq] : theirs)
-      link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
-  }
-  link.acked = std::move(theirs);
-  settle_waits(st);
-  check_relearned(self);
-  push(self, peer);
-}
-
-// -- connecting to peers ----------------------------------------------------------------
-
-void adopt(state_ptr self, const std::string& peer, caf::actor handle) {
-  auto& link = self->state.peers.at(peer);
-  log::state()->info("replicating with peer {}", peer);
-  self->monitor(handle);
-  link.handle = std::move(handle);
-  ++link.generation;
-  link.in_flight.clear();
-  link.hold = link.knows_vv = false;
-  link.catching_up = true;
-  link.progress.clear();
-  link.sent.clear();
-  push(self, peer);
-}
-
-void drop(state_ptr self, const std::string& peer, const std::string& why) {
-  auto& link = self->state.peers.at(peer);
-  if (!link.handle)
-    return;
-  log::state()->info("stopped replicating with peer {}: {}", peer, why);
-  self->demonitor(link.handle);
-  link.handle = nullptr;
-  ++link.generation;
-  link.in_flight.clear();
-  link.next_lookup = clock::now() + lookup_retry;
-}
-
-void lookup(state_ptr self, const std::string& peer) {
-  auto& st = self->state;
-  auto& link = st.peers.at(peer);
-  auto now = clock::now();
-  if (link.handle || link.looking_up || now < link.next_lookup)
-    return;
-  link.looking_up = true;
-  auto retry = [=] {
-    auto& l = self->state.peers.at(peer);
-    l.looking_up = false;
-    l.next_lookup = clock::now() + lookup_retry;
-  };
-  self
-    ->request(st.opts.health, lookup_timeout, get_atom::value, peer,
-              std::string{"state"})
-    .then(
-      [=](caf::actor& handle) {
-        if (!handle) {
-          retry(); // the peer runs, but its state actor is not registered yet
-          return;
-        }
-        self->state.peers.at(peer).looking_up = false;
-        if (!self->state.peers.at(peer).handle)
-          adopt(self, peer, std::move(handle));
-      },
-      [=](caf::error&) { retry(); });
-}
-
-void on_member_event(state_ptr self, const member_event& ev) {
-  auto& st = self->state;
-  auto i = st.peers.find(ev.node);
-  if (i == st.peers.end())
-    return;
-  if (ev.to == member_state::alive) {
-    i->second.next_lookup = {};
-    lookup(self, ev.node);
-  } else if (ev.to == member_state::down || ev.to == member_state::left) {
-    drop(self, ev.node, "it is " + to_string(ev.to));
-  }
-}
-
-void on_down(state_ptr self, const caf::down_msg& dm) {
-  auto& st = self->state;
-  for (auto& [name, link] : st.peers)
-    if (link.handle && link.handle.address() == dm.source) {
-      drop(self, name, "its state actor went away");
-      return;
-    }
-  for (auto& [table, subs] : st.subscribers)
-    std::erase_if(subs, [&](const caf::actor& a) {
-      return a.address() == dm.source;
-    });
-}
-
-// -- from peers -------------------------------------------------------------------
-
-bool known_sender(replica& st, const std::string& from, size_t entries,
-                  const char* what) {
-  if (from != st.opts.self && st.peers.count(from) > 0)
-    return true;
-  refused(st, "unknown_sender",
-          std::string{what} + " of " + std::to_string(entries)
-            + " entries from '" + from
-            + "', which is not a peer in this fleet's config");
-  return false;
-}
-
-void observe_lag(replica& st, const std::vector<state_entry>& applied) {
-  if (st.metrics.lag == nullptr || applied.empty())
-    return;
-  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-  for (const auto& e : applied) {
-    auto lag_us = now_us - static_cast<int64_t>(hlc_wall_ms(e.hlc)) * 1000;
-    st.metrics.lag->observe(static_cast<double>(std::max<int64_t>(lag_us, 0))
-                            / 1e6);
-  }
-}
-
-caf::result<version_vector> receive_batch(state_ptr self, repl_batch& batch) {
-  auto& st = self->state;
-  if (!known_sender(st, batch.from, batch.entries.size(), "a replication batch"))
-    return make_error(brd_errc::unknown_node,
-                      "'" + batch.from + "' is not in the fleet config");
-  if (batch.entries.empty())
-    return st.db->vv();
-  auto result = st.db->apply(batch.entries);
-  if (!result) {
-    log::state()->error("cannot apply {} entries from {}: {}",
-                        batch.entries.size(), batch.from,
-                        describe(result.error()));
-    return std::move(result.error());
-  }
-  for (const auto& why : result->refused)
-    refused(st, reason_label(why), "from " + batch.from + ": " + why);
-  observe_lag(st, result->applied);
-  notify(st, result->changed);
-  return st.db->vv();
-}
-
-caf::result<version_vector> receive_snapshot(state_ptr self,
-                                             state_snapshot& snap) {
-  auto& st = self->state;
-  if (!known_sender(st, snap.from, snap.rows.size(), "a snapshot"))
-    return make_error(brd_errc::unknown_node,
-                      "'" + snap.from + "' is not in the fleet config");
-  auto changed = st.db->apply_snapshot(snap);
-  if (!changed) {
-    refused(st, reason_label(describe(changed.error())),
-            "snapshot from " + snap.from + ": " + describe(changed.error()));
-    return std::move(changed.error());
-  }
-  log::state()->info("applied a snapshot from {}: {} rows, {} changed here",
-                     snap.from, snap.rows.size(), changed->size());
-  // Snapshot rows are not log entries: peers that need them get a snapshot
-  // of ours (their replies show what they lack).
-  notify(st, *changed);
-  return st.db->vv();
+  if (!st.buffer.empty())
+    schedule_flush(self);
 }
 
 // -- timers -------------------------------------------------------------------------
@@ -745,6 +399,16 @@ std::vector<state_row> rows_or_empty(std::optional<state_row> row) {
   return out;
 }
 
+// Runs the WAL fsyncs of group commits, off the state actor's thread.
+caf::behavior syncer(caf::event_based_actor*,
+                     std::shared_ptr<io::state_store> store) {
+  return {[=](flush_atom) -> caf::result<bool> {
+    if (auto err = store->sync())
+      return err;
+    return true;
+  }};
+}
+
 state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
@@ -755,6 +419,7 @@ state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
   st.metrics = make_instruments(st.opts.metrics.get());
   st.relearning = seq_in(st.db->vv(), st.opts.self) == 0 && !st.peers.empty();
   st.relearn_until = clock::now() + relearn_grace;
+  st.syncer = self->spawn<caf::detached + caf::linked>(syncer, st.opts.store);
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   self->send(st.opts.health, subscribe_atom::value,
              caf::actor_cast<caf::actor>(self));
@@ -770,6 +435,10 @@ state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
         uint32_t wait_for) -> write_result {
       return enqueue(self, {std::move(table), std::move(key), std::move(value)},
                      wait_for);
+    },
+    [=](put_atom, std::string& table, std::vector<std::string>& keys,
+        std::vector<std::string>& values) -> write_result {
+      return enqueue_many(self, table, keys, values);
     },
     [=](delete_atom, std::string& table, std::string& key) -> write_result {
       return enqueue(self, {std::move(table), std::move(key), std::nullopt}, 0);
@@ -812,10 +481,10 @@ state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
   };
 }
 
-} // namespace
+} // namespace state_detail
 
 state_actor spawn_state(caf::actor_system& sys, state_options opts) {
-  return sys.spawn<caf::detached>(state_behavior, std::move(opts));
+  return sys.spawn<caf::detached>(state_detail::state_behavior, std::move(opts));
 }
 
 } // namespace brd

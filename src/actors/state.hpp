@@ -3,11 +3,14 @@
 // storage and the merge rule) and the replication of it to every peer.
 //
 // Contract for local clients (other actors, HTTP handlers, brsh):
-// - Reads are local and see every write this node has committed or applied.
+// - Reads are local and see every write this node has committed or applied
+//   (a local write can be visible a few ms before its sync, and its reply,
+//   are done).
 // - A write's reply (write_ack) means the write is durable on this node: its
-//   row, log entry and version vector went into one synced RocksDB batch.
-//   Writes that arrive while a commit is running share the next commit
-//   (group commit). With `wait_for` N the reply waits until N peers also
+//   row, log entry and version vector went into one RocksDB batch, and the
+//   WAL was fsynced after it. Writes that arrive while a sync is running
+//   share the next commit (group commit). Subscribers and peers see a local
+//   write only once it is durable. With `wait_for` N the reply waits until N peers also
 //   report holding the write (applied to their store; peers do not fsync
 //   what they apply); after `state_options::wait_timeout` it is
 //   brd_errc::timeout (the write itself stays durable and replicates).
@@ -26,7 +29,9 @@
 // brnode_state_commit_seconds, brnode_state_replication_lag_seconds,
 // brnode_state_rejected_total{reason}.
 //
-// The actor runs detached: commits block on fsync.
+// The actor runs detached (RocksDB calls block); the WAL fsync of each
+// group commit runs on a detached syncer actor of its own, so the state
+// actor keeps applying peers' batches meanwhile.
 #pragma once
 
 #include <chrono>
@@ -58,6 +63,12 @@ using state_actor = caf::typed_actor<
   // put (table, key, value, wait_for): durable here and held by wait_for peers.
   caf::replies_to<put_atom, std::string, std::string, std::string,
                   uint32_t>::with<write_ack>,
+  // put (table, keys, values): many writes in one message and one commit,
+  // answered once all are durable here with the ack of the last one; the
+  // writes got the consecutive seqs ending at its seq, in order. Refused as
+  // a whole (nothing written) when one is bad or the sizes differ.
+  caf::replies_to<put_atom, std::string, std::vector<std::string>,
+                  std::vector<std::string>>::with<write_ack>,
   // delete (table, key) and delete (table, key, wait_for): writes a tombstone.
   caf::replies_to<delete_atom, std::string, std::string>::with<write_ack>,
   caf::replies_to<delete_atom, std::string, std::string, uint32_t>::with<write_ack>,

@@ -47,8 +47,7 @@ typename Inspector::result_type inspect(Inspector& f, attempt_result& x) {
 attempt_result attempt(const outgoing_post& post, std::chrono::milliseconds timeout) {
   auto reply = post_json(post.url, post.body, post.headers, timeout);
   if (!reply) {
-    bool bad_url = reply.error().category() == caf::atom("brd")
-                   && reply.error().code() == static_cast<uint8_t>(brd_errc::refused);
+    bool bad_url = has_code(reply.error(), brd_errc::refused);
     return {bad_url ? outcome::drop : outcome::retry, describe(reply.error())};
   }
   auto status = reply->status;

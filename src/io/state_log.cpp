@@ -50,21 +50,11 @@ caf::expected<log_read> read_log(const store& db, const std::string& origin,
   return out;
 }
 
-// How many log entries of `origin` have seq <= `last`.
+// How many log entries of `origin` have seq <= `last` (keys only: the
+// values are never read).
 caf::expected<size_t> count_log(const store& db, const std::string& origin,
                                 uint64_t last) {
-  size_t n = 0;
-  auto err = for_each_key(db, log_cf, origin_prefix(origin),
-                          seq_key(origin, 0),
-                          [&](const std::string& key, const std::string&) {
-                            if (seq_of_key(key) > last)
-                              return false;
-                            ++n;
-                            return true;
-                          });
-  if (err)
-    return err;
-  return n;
+  return db.count(log_cf, seq_key(origin, 0), seq_key(origin, last + 1));
 }
 
 // Stages the erasure of the tombstone rows of `origin` with seq <= `last`

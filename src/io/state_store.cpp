@@ -45,23 +45,6 @@ bool wins(uint64_t hlc, const std::string& origin, uint64_t other_hlc,
 
 // -- validation -----------------------------------------------------------
 
-// Why a record value cannot be stored, if it cannot.
-std::optional<std::string> value_problem(std::string_view value) {
-  auto v = decode_record_version(value);
-  if (!v) {
-    auto why = describe(v.error());
-    constexpr std::string_view prefix = "corrupt record: ";
-    if (why.rfind(prefix, 0) == 0)
-      why.erase(0, prefix.size());
-    return "corrupt value: " + why;
-  }
-  if (*v >= first_unknown_version)
-    return "unknown schema version " + std::to_string(*v)
-           + " (this node reads versions below "
-           + std::to_string(first_unknown_version) + ")";
-  return std::nullopt;
-}
-
 std::string table_list() {
   std::string out;
   for (const auto& t : replicated_tables())
@@ -129,12 +112,13 @@ public:
   row_merger(const store& db, batch& b) : db_(db), batch_(b) {
   }
 
-  // Stages `e` if it wins against the row it would replace.
-  caf::expected<bool> offer(const state_entry& e) {
+  // Stages `e` if it wins against the row it would replace. A stamp above
+  // `floor` (the highest hlc of any stored row) wins without a read.
+  caf::expected<bool> offer(const state_entry& e, hlc_time floor = 0) {
     if (auto i = staged_.find({e.table, e.key}); i != staged_.end()) {
       if (!wins(e.hlc, e.origin, i->second.first, i->second.second))
         return false;
-    } else {
+    } else if (floor == 0 || e.hlc <= floor) {
       auto current = read_row(db_, e.table, e.key);
       if (!current)
         return std::move(current.error());
@@ -191,6 +175,22 @@ struct fnv1a {
 };
 
 } // namespace
+
+std::optional<std::string> value_problem(std::string_view value) {
+  auto v = decode_record_version(value);
+  if (!v) {
+    auto why = describe(v.error());
+    constexpr std::string_view prefix = "corrupt record: ";
+    if (why.rfind(prefix, 0) == 0)
+      why.erase(0, prefix.size());
+    return "corrupt value: " + why;
+  }
+  if (*v >= first_unknown_version)
+    return "unknown schema version " + std::to_string(*v)
+           + " (this node reads versions below "
+           + std::to_string(first_unknown_version) + ")";
+  return std::nullopt;
+}
 
 // -- tables ---------------------------------------------------------------
 
@@ -272,7 +272,7 @@ void state_store::raise(const version_vector& vv) {
 // -- state_store: writing -------------------------------------------------
 
 caf::expected<std::vector<state_entry>>
-state_store::commit(const std::vector<local_write>& writes) {
+state_store::commit(const std::vector<local_write>& writes, bool sync) {
   for (const auto& w : writes)
     if (auto err = check_write(w))
       return err;
@@ -296,10 +296,26 @@ state_store::commit(const std::vector<local_write>& writes) {
   }
   b.put(vv_cf, self_, be64(seq - 1));
   b.put(meta_cf, hlc_key, be64(clock_.last()));
-  if (auto err = db_.write(b, true))
+  if (auto err = db_.write(b, sync))
     return err;
-  raise({{self_, seq - 1}});
+  if (sync)
+    raise({{self_, seq - 1}});
+  else
+    next_seq_ = seq; // durable with mark_durable()
+  hlc_floor_ = std::max(hlc_floor_, clock_.last());
   return out;
+}
+
+caf::error state_store::sync() {
+  return db_.sync_wal();
+}
+
+void state_store::mark_durable(uint64_t seq) {
+  raise({{self_, std::min(seq, next_seq_ - 1)}});
+}
+
+uint64_t state_store::written(const std::string& origin) const {
+  return origin == self_ ? next_seq_ - 1 : seq_of(vv_, origin);
 }
 
 caf::expected<state_store::apply_result>
@@ -318,7 +334,7 @@ state_store::apply(const std::vector<state_entry>& entries) {
       halted.insert(e.origin);
       continue;
     }
-    auto& have = seen.try_emplace(e.origin, seq_of(vv_, e.origin)).first->second;
+    auto& have = seen.try_emplace(e.origin, written(e.origin)).first->second;
     if (e.seq <= have)
       continue; // already applied: idempotent
     if (auto problem = entry_problem(e, have)) {
@@ -329,7 +345,7 @@ state_store::apply(const std::vector<state_entry>& entries) {
     auto entry = e;
     if (entry.tombstone)
       entry.value.clear();
-    auto won = rows.offer(entry);
+    auto won = rows.offer(entry, hlc_floor_);
     if (!won)
       return std::move(won.error());
     stage_log(b, entry);
@@ -342,13 +358,15 @@ state_store::apply(const std::vector<state_entry>& entries) {
   if (result.applied.empty())
     return result;
   for (const auto& [origin, seq] : seen)
-    if (seq > seq_of(vv_, origin))
+    if (seq > written(origin))
       b.put(vv_cf, origin, be64(seq));
   b.put(meta_cf, hlc_key, be64(clock_.last()));
   // Relearning our own writes must survive a crash, or a seq gets reused.
-  bool own = seq_of(seen, self_) > seq_of(vv_, self_);
+  bool own = seq_of(seen, self_) > written(self_);
   if (auto err = db_.write(b, own))
     return err;
+  if (!own)
+    seen.erase(self_); // own entries written without sync stay undurable
   raise(seen);
   return result;
 }
@@ -404,7 +422,7 @@ state_store::apply_snapshot(const state_snapshot& snap) {
   }
   version_vector raised;
   for (const auto& [origin, seq] : snap.vv)
-    if (seq > seq_of(vv_, origin)) {
+    if (seq > written(origin)) {
       raised[origin] = seq;
       b.put(vv_cf, origin, be64(seq));
     }

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -38,6 +39,10 @@ const std::vector<std::string>& replicated_tables();
 std::vector<std::string> state_column_families();
 
 using version_vector = std::map<std::string, uint64_t>; // origin -> seq
+
+// Why a record value cannot be stored ("corrupt value: ...", "unknown
+// schema version ..."), or nullopt when it can.
+std::optional<std::string> value_problem(std::string_view value);
 
 // A write requested by a local client, before it has a timestamp.
 struct local_write {
@@ -58,12 +63,26 @@ public:
   state_store& operator=(const state_store&) = delete;
 
   // Stamps the writes with HLC times and consecutive seqs of `self`, and
-  // commits them, their log entries and the version vector in ONE synced
-  // RocksDB write batch (group commit). On return the writes are durable.
+  // commits them, their log entries and the version vector in ONE RocksDB
+  // write batch (group commit). With `sync` the batch is synced and durable
+  // on return. Without it the batch is written (readable, and it survives a
+  // kill -9 of the process, not a power cut) but counts as durable only
+  // after sync() and mark_durable(): until then vv() and the log readers
+  // (log_since, missing_for) do not show these entries.
   // Refuses the whole call, writing nothing: an unknown table
   // (store_failure), a value that is not a msgpack map with an integer "v"
   // or has v >= 200 (io_failure). No writes: returns {} and writes nothing.
-  caf::expected<std::vector<state_entry>> commit(const std::vector<local_write>& writes);
+  caf::expected<std::vector<state_entry>>
+  commit(const std::vector<local_write>& writes, bool sync = true);
+
+  // One fsync of the write-ahead log: every batch written before the call
+  // is durable when it returns. The only member that may be called from
+  // another thread while the owner keeps using the store (a commit thread).
+  caf::error sync();
+
+  // Own entries up to `seq` (committed without sync) are durable now: they
+  // enter vv() and the log readers. Call after sync() returned.
+  void mark_durable(uint64_t seq);
 
   // Applies entries from peers (any origin, relayed or not) in one batch
   // (WAL not synced: the origin holds them durably). Idempotent: entries at
@@ -123,6 +142,7 @@ public:
                                              const std::string& prefix,
                                              size_t limit) const;
 
+  // For self: the highest durable seq (see commit()).
   const version_vector& vv() const { return vv_; }
   hlc_clock& clock() { return clock_; }
 
@@ -138,12 +158,14 @@ private:
   bool known_origin(const std::string& origin) const;
   // Moves vv_, next_seq_ and hlc_floor_ after a successful write.
   void raise(const version_vector& vv);
+  // The highest seq of `origin` written here, durable or not.
+  uint64_t written(const std::string& origin) const;
 
   store& db_;
   std::string self_;
   std::vector<std::string> origins_; // sorted, includes self
-  version_vector vv_;
-  uint64_t next_seq_ = 1;
+  version_vector vv_;  // self: durable entries only
+  uint64_t next_seq_ = 1; // self: after every written entry
   hlc_time hlc_floor_ = 0; // highest hlc stored in any row (meta "hlc")
   hlc_clock clock_;
 };

@@ -16,6 +16,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -31,6 +32,12 @@ constexpr const char* lock_file_name = "brnode.lock";
 
 caf::error status_error(const rocksdb::Status& status, const std::string& what,
                         const std::string& dir) {
+  if (status.IsNoSpace())
+    return make_error(brd_errc::disk_full,
+                      "the disk holding " + dir + " is full (" + what + ": "
+                        + status.ToString()
+                        + "); free space on it: writes resume on their own "
+                          "once there is room");
   return make_error(brd_errc::store_failure,
                     what + " in " + dir + ": " + status.ToString());
 }
@@ -154,8 +161,15 @@ rocksdb::ColumnFamilyOptions cf_options(std::shared_ptr<rocksdb::Cache> cache) {
   rocksdb::ColumnFamilyOptions opts;
   opts.write_buffer_size = 8 << 20;
   opts.max_write_buffer_number = 2;
+  // A whole-key bloom filter in the memtables too: point reads of absent
+  // keys (most replicated applies) skip the skiplist search.
+  opts.memtable_prefix_bloom_size_ratio = 0.02;
+  opts.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = std::move(cache);
+  // Replicated applies read the row they may replace; most keys are new, and
+  // a bloom filter answers "absent" without reading a data block.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return opts;
 }
@@ -380,6 +394,31 @@ caf::error store::write(const batch& b, bool sync) {
                                   + std::to_string(b.size()) + " updates",
                         dir_);
   return caf::none;
+}
+
+caf::error store::sync_wal() {
+  auto status = impl_->db->SyncWAL();
+  if (!status.ok())
+    return status_error(status, "cannot sync the write-ahead log", dir_);
+  return caf::none;
+}
+
+caf::expected<size_t> store::count(std::string_view cf, std::string_view begin,
+                                   std::string_view end) const {
+  auto handle = impl_->family(cf, dir_);
+  if (!handle)
+    return std::move(handle.error());
+  rocksdb::ReadOptions opts;
+  auto end_slice = slice(end);
+  opts.iterate_upper_bound = &end_slice;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(opts, *handle)};
+  size_t n = 0;
+  for (it->Seek(slice(begin)); it->Valid(); it->Next())
+    ++n;
+  if (!it->status().ok())
+    return status_error(it->status(), "cannot count keys of '" + std::string{cf} + "'",
+                        dir_);
+  return n;
 }
 
 uint64_t store::approximate_size_bytes() const {

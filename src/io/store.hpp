@@ -87,6 +87,16 @@ public:
   // Applies every operation of `b` or none. `b` is left unchanged.
   caf::error write(const batch& b, bool sync = true);
 
+  // Makes every write that returned before this call durable (one fsync of
+  // the write-ahead log), as if it had been written with sync = true. Safe
+  // to call from one thread while others keep writing: that is how a group
+  // commit runs its fsync off the writer's thread.
+  caf::error sync_wal();
+
+  // How many keys of `cf` lie in [begin, end), without copying values.
+  caf::expected<size_t> count(std::string_view cf, std::string_view begin,
+                              std::string_view end) const;
+
   std::string dir() const { return dir_; }
 
   // Live SST files plus memtables over all column families; an estimate.

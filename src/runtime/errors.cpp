@@ -14,6 +14,7 @@ const char* to_string(brd_errc x) {
     case brd_errc::io_failure: return "io_failure";
     case brd_errc::timeout: return "timeout";
     case brd_errc::refused: return "refused";
+    case brd_errc::disk_full: return "disk_full";
   }
   return "unknown";
 }
@@ -21,6 +22,11 @@ const char* to_string(brd_errc x) {
 caf::error make_error(brd_errc code, std::string what) {
   return caf::error{static_cast<uint8_t>(code), caf::atom("brd"),
                     caf::make_message(std::move(what))};
+}
+
+bool has_code(const caf::error& err, brd_errc code) {
+  return err.category() == caf::atom("brd")
+         && err.code() == static_cast<uint8_t>(code);
 }
 
 std::string describe(const caf::error& err) {

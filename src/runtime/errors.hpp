@@ -19,6 +19,7 @@ enum class brd_errc : uint8_t {
   io_failure,      // a file or socket operation failed
   timeout,         // a request or a connect ran out of time
   refused,         // a peer refused us (other cluster, other version, bad TLS)
+  disk_full,       // the data directory's filesystem has no space left
 };
 
 const char* to_string(brd_errc x);
@@ -27,6 +28,9 @@ caf::error make_error(brd_errc code, std::string what);
 
 // The human sentence inside an error made by make_error (or CAF's own text).
 std::string describe(const caf::error& err);
+
+// True when `err` is BlackRoad's error `code`.
+bool has_code(const caf::error& err, brd_errc code);
 
 } // namespace brd
 

@@ -178,12 +178,11 @@ caf::expected<Reply> ask_state(caf::actor_system& sys, const state_actor& st,
 
 io::http_response state_failure(const caf::error& err) {
   int status = 500;
-  if (err.category() == caf::atom("brd")
-      && err.code() == static_cast<uint8_t>(brd_errc::refused))
+  if (has_code(err, brd_errc::refused))
     status = 400;
-  else if (err == caf::sec::request_timeout
-           || (err.category() == caf::atom("brd")
-               && err.code() == static_cast<uint8_t>(brd_errc::timeout)))
+  else if (has_code(err, brd_errc::disk_full))
+    status = 507; // Insufficient Storage
+  else if (err == caf::sec::request_timeout || has_code(err, brd_errc::timeout))
     status = 504;
   return json_reply(status, {{"error", describe(err)}});
 }

@@ -47,6 +47,10 @@ system_config::system_config(const std::string& cluster, bool with_tls) {
   set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
   set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(10)});
   set("scheduler.max-threads", size_t{2});
+  // Idle work-stealing workers poll (busy loops, then 50 us sleeps): on a
+  // 2-core Pi that burns CPU the state actor and the other nodes' work
+  // need. A shared queue lets idle workers block on a condition variable.
+  set("scheduler.policy", caf::atom("sharing"));
   set("logger.console-verbosity", caf::atom("quiet"));
   set("logger.file-verbosity", caf::atom("quiet"));
 }

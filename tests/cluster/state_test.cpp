@@ -12,10 +12,18 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <variant>
+
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include "harness.hpp"
 #include "netns_lab.hpp"
+#include "actors/health.hpp"
+#include "actors/state.hpp"
 #include "runtime/hlc.hpp"
+#include "runtime/type_registry.hpp"
 #include "state_client.hpp"
 
 using namespace brd::test;
@@ -400,6 +408,67 @@ TEST_CASE("a subscriber receives every change of its table, local or replicated"
     seen.push_back(e->key + (e->tombstone ? " deleted" : "") + " from " + e->origin);
   std::sort(seen.begin(), seen.end()); // origins replicate independently
   CHECK(seen == std::vector<std::string>{"local deleted from c", "local from a", "remote from b"});
+}
+
+// -- many writes in one message ------------------------------------------------------
+
+namespace {
+
+// put (table, keys, values) to the state actor of the node on `actor_port`:
+// the ack, or the error's text.
+std::variant<brd::write_ack, std::string> put_many(uint16_t actor_port,
+                                                   std::vector<std::string> keys,
+                                                   std::vector<std::string> values) {
+  brd::system_config cfg{"st", false};
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto health = sys.middleman().remote_actor<brd::health_actor>("127.0.0.1", actor_port);
+  REQUIRE(health);
+  std::variant<brd::write_ack, std::string> out{"no answer"};
+  caf::actor state;
+  self->request(*health, 5s, brd::get_atom::value, std::string{"state"})
+    .receive([&](caf::actor& a) { state = a; }, [&](caf::error&) {});
+  REQUIRE(state);
+  self->request(caf::actor_cast<brd::state_actor>(state), 10s, brd::put_atom::value,
+                std::string{"tasks"}, std::move(keys), std::move(values))
+    .receive([&](brd::write_ack& ack) { out = ack; },
+             [&](caf::error& err) { out = sys.render(err); });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("a put of many writes is acked once with the last seq, and every write reaches "
+          "every node; one bad value refuses them all") {
+  fleet fl{"st", make_specs(3)};
+  start_and_join(fl);
+  auto nodes = endpoints_of(fl);
+  uint64_t before = digest(nodes[0])["vv"].value("a", uint64_t{0});
+  std::vector<std::string> keys, values;
+  std::map<std::string, std::string> expected;
+  for (int i = 0; i < 50; ++i) {
+    keys.push_back("many-" + std::to_string(i));
+    values.push_back(record({{"i", i}}));
+    expected[keys.back()] = hex(values.back());
+  }
+  auto ack = put_many(fl.spec("a").port, keys, values);
+  REQUIRE(std::holds_alternative<brd::write_ack>(ack));
+  CHECK(std::get<brd::write_ack>(ack).origin == "a");
+  CHECK(std::get<brd::write_ack>(ack).seq == before + 50);
+  REQUIRE(ms_until_converged(nodes, 2s) >= 0);
+  for (const auto& n : nodes) {
+    CAPTURE(n.name);
+    CHECK(missing_on(n, "tasks", "many-", expected) == "");
+  }
+
+  values[7] = "\xde\xad";
+  keys = {"bad-0", "bad-1", "bad-2", "bad-3", "bad-4", "bad-5", "bad-6", "bad-7"};
+  values.resize(keys.size());
+  auto refused = put_many(fl.spec("a").port, keys, values);
+  REQUIRE(std::holds_alternative<std::string>(refused));
+  CHECK(std::get<std::string>(refused).find("corrupt value") != std::string::npos);
+  CHECK(digest(nodes[0])["vv"].value("a", uint64_t{0}) == before + 50);
+  CHECK(rows(nodes[0], "tasks", "bad-") == std::map<std::string, std::string>{});
 }
 
 // -- lost data -------------------------------------------------------------------------

@@ -149,11 +149,6 @@ std::vector<uint64_t> seqs(const std::vector<state_entry>& entries) {
   return out;
 }
 
-bool has_code(const caf::error& err, brd_errc code) {
-  return err.category() == caf::atom("brd")
-         && err.code() == static_cast<uint8_t>(code);
-}
-
 bool mentions(const std::vector<std::string>& sentences, const std::string& part) {
   return std::any_of(sentences.begin(), sentences.end(), [&](const auto& s) {
     return s.find(part) != std::string::npos;
@@ -234,6 +229,39 @@ TEST_CASE("acknowledged commits survive a kill -9 of the process") {
   CHECK(a.state->vv().at("a") >= acked);
   CHECK(a.value_of("tasks", "k" + std::to_string(acked - 1)) == record("x"));
   CHECK(seqs(a.commit({put("after", "x")}))[0] == a.state->vv().at("a"));
+}
+
+TEST_CASE("an unsynced commit is readable but reaches the version vector and "
+          "the log readers only once marked durable") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  a.commit({put("t1", "one")});
+  auto pending = a.state->commit({put("t2", "two"), put("t3", "three")}, false);
+  REQUIRE_MESSAGE(pending, brd::describe(pending.error()));
+  CHECK(seqs(*pending) == std::vector<uint64_t>{2, 3});
+  CHECK(a.value_of("tasks", "t3") == record("three"));
+  CHECK(a.state->vv().at("a") == 1);
+  CHECK(seqs(log_of(a, "a")) == std::vector<uint64_t>{1});
+  auto delta = a.state->missing_for({}, 100);
+  REQUIRE(delta);
+  CHECK(seqs(delta->entries) == std::vector<uint64_t>{1});
+  // Relayed copies of our own durable entries change nothing meanwhile.
+  auto relayed = a.state->apply(log_of(a, "a"));
+  REQUIRE(relayed);
+  CHECK(relayed->applied.empty());
+  CHECK(a.state->vv().at("a") == 1);
+  // The next commit takes the next seq, durable or not.
+  auto next = a.state->commit({put("t4", "four")}, false);
+  REQUIRE(next);
+  CHECK(seqs(*next) == std::vector<uint64_t>{4});
+
+  REQUIRE_FALSE(a.state->sync());
+  a.state->mark_durable(4);
+  CHECK(a.state->vv().at("a") == 4);
+  CHECK(seqs(log_of(a, "a")) == std::vector<uint64_t>{1, 2, 3, 4});
+  a.reopen();
+  CHECK(a.state->vv().at("a") == 4);
+  CHECK(seqs(a.commit({put("t5", "five")})) == std::vector<uint64_t>{5});
 }
 
 TEST_CASE("commit refuses a bad write as a whole and writes nothing") {

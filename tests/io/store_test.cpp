@@ -25,11 +25,6 @@ using brd::io::store;
 
 using brd_test::temp_dir;
 
-bool has_code(const caf::error& err, brd_errc code) {
-  return err.category() == caf::atom("brd")
-         && err.code() == static_cast<uint8_t>(code);
-}
-
 std::unique_ptr<store> open_store(const std::string& dir,
                                   std::vector<std::string> cfs = {"nodes",
                                                                   "tasks"}) {

@@ -48,6 +48,7 @@ struct writer_state {
   brd::state_actor target;
   std::string prefix, value;
   uint64_t next = 0, count = 0, done = 0;
+  size_t batch = 1; // writes per request
   stats_ptr stats;
 };
 
@@ -55,10 +56,12 @@ using writer_ptr = caf::stateful_actor<writer_state>*;
 
 void issue(writer_ptr self);
 
-void finished_one(writer_ptr self, bool ok) {
+// `n` writes were answered together (one request).
+void finished(writer_ptr self, uint64_t n, bool ok) {
   auto& st = self->state;
-  (ok ? st.stats->acked : st.stats->errors)++;
-  if (++st.done == st.count) {
+  (ok ? st.stats->acked : st.stats->errors) += n;
+  st.done += n;
+  if (st.done == st.count) {
     ++st.stats->writers_done;
     self->quit();
     return;
@@ -70,18 +73,33 @@ void issue(writer_ptr self) {
   auto& st = self->state;
   if (st.next >= st.count)
     return;
-  auto key = st.prefix + std::to_string(st.next++);
+  if (st.batch <= 1) {
+    auto key = st.prefix + std::to_string(st.next++);
+    self
+      ->request(st.target, 120s, brd::put_atom::value, std::string{"tasks"}, std::move(key),
+                st.value)
+      .then([=](brd::write_ack&) { finished(self, 1, true); },
+            [=](caf::error&) { finished(self, 1, false); });
+    return;
+  }
+  auto n = std::min<uint64_t>(st.batch, st.count - st.next);
+  std::vector<std::string> keys, values(n, st.value);
+  for (uint64_t i = 0; i < n; ++i)
+    keys.push_back(st.prefix + std::to_string(st.next++));
   self
-    ->request(st.target, 120s, brd::put_atom::value, std::string{"tasks"}, std::move(key),
-              st.value)
-    .then([=](brd::write_ack&) { finished_one(self, true); },
-          [=](caf::error&) { finished_one(self, false); });
+    ->request(st.target, 120s, brd::put_atom::value, std::string{"tasks"}, std::move(keys),
+              std::move(values))
+    .then([=](brd::write_ack&) { finished(self, n, true); },
+          [=](caf::error&) { finished(self, n, false); });
 }
 
-// Keeps `window` puts outstanding until `count` are answered.
+// Keeps `window` requests of `batch` puts outstanding until `count` puts
+// are answered.
 caf::behavior writer(writer_ptr self, brd::state_actor target, std::string prefix,
-                     uint64_t count, size_t window, std::string value, stats_ptr stats) {
+                     uint64_t count, size_t window, size_t batch, std::string value,
+                     stats_ptr stats) {
   auto& st = self->state;
+  st.batch = batch;
   st.target = std::move(target);
   st.prefix = std::move(prefix);
   st.value = std::move(value);
@@ -239,8 +257,11 @@ void run_load(caf::actor_system& sys, const std::vector<brd::state_actor>& state
   auto node_cpu_before = nodes_cpu(nodes);
   auto client_cpu_before = cpu_seconds();
   auto value = record_of_size(opts.value_size);
-  const size_t writers = std::min<size_t>(16, opts.clients_per_node);
-  const size_t window = std::max<size_t>(1, opts.clients_per_node / writers);
+  // `clients_per_node` writes outstanding per node, in requests of `batch`.
+  const size_t batch = std::max<size_t>(1, opts.batch);
+  const size_t requests = std::max<size_t>(1, opts.clients_per_node / batch);
+  const size_t writers = std::min<size_t>(16, requests);
+  const size_t window = std::max<size_t>(1, requests / writers);
   const uint64_t per_writer = opts.writes_per_node / writers;
   out.writes = per_writer * writers * states.size();
   for (size_t i = 0; i < states.size(); ++i)
@@ -249,7 +270,7 @@ void run_load(caf::actor_system& sys, const std::vector<brd::state_actor>& state
   for (size_t i = 0; i < states.size(); ++i)
     for (size_t w = 0; w < writers; ++w)
       sys.spawn(writer, states[i], "w-" + names[i] + "-" + std::to_string(w) + "-", per_writer,
-                window, value, stats);
+                window, batch, value, stats);
   while (stats->writers_done < writers * states.size())
     std::this_thread::sleep_for(1ms);
   out.seconds_acked = seconds_since(start);

@@ -12,6 +12,9 @@ struct load_options {
   size_t writes_per_node = 100'000;
   size_t clients_per_node = 64; // requests outstanding at each node
   size_t value_size = 200;
+  // Writes per request: 1 is a put per message; N > 1 sends put (table,
+  // keys, values), answered once all N are durable on the origin.
+  size_t batch = 1;
 };
 
 struct brd_result {

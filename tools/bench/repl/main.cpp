@@ -27,7 +27,10 @@ options:
   --brnode PATH        brnode binary (default: $BRNODE_BIN, else ../src/brnode
                        next to this program)
   --writes N           writes per node (default 100000)
-  --clients N          requests outstanding per node (default 64)
+  --clients N          writes outstanding per node (default 64)
+  --batch N            writes per request (default 1: one put per message;
+                       N: put (table, keys, values), acked once all N are
+                       durable on the origin)
   --etcd-writes N      writes per etcd member (default 20000)
   --etcd-clients N     concurrent HTTP clients per etcd member (default 64)
   --no-etcd            skip etcd
@@ -62,6 +65,7 @@ bool parse(int argc, char** argv, options& out) {
       out.brnode = argv[++i];
     else if (arg == "--writes" && number(out.brd.writes_per_node)) {
     } else if (arg == "--clients" && number(out.brd.clients_per_node)) {
+    } else if (arg == "--batch" && number(out.brd.batch)) {
     } else if (arg == "--etcd-writes" && number(out.etcd.writes_per_node)) {
     } else if (arg == "--etcd-clients" && number(out.etcd.clients_per_node)) {
     } else if (arg == "--no-etcd")
@@ -95,8 +99,9 @@ int main(int argc, char** argv) {
               std::thread::hardware_concurrency(), bench::load_average().c_str());
 
   auto brd = bench::run_brd(opts.brnode, opts.brd);
-  std::printf("\nBlackRoad (%zu writes, %zu outstanding per node, CAF clients):\n", brd.writes,
-              opts.brd.clients_per_node);
+  std::printf("\nBlackRoad (%zu writes, %zu outstanding per node, CAF clients, %zu per "
+              "request):\n",
+              brd.writes, opts.brd.clients_per_node, opts.brd.batch);
   if (!brd.failure.empty()) {
     std::printf("  FAILED: %s\n", brd.failure.c_str());
     return 1;
