@@ -162,8 +162,10 @@ rocksdb::ColumnFamilyOptions cf_options(std::shared_ptr<rocksdb::Cache> cache) {
   opts.write_buffer_size = 8 << 20;
   opts.max_write_buffer_number = 2;
   // A whole-key bloom filter in the memtables too: point reads of absent
-  // keys (most replicated applies) skip the skiplist search.
-  opts.memtable_prefix_bloom_size_ratio = 0.02;
+  // keys (most replicated applies) skip the skiplist search. Small (16 KB
+  // per family): it is allocated up front, and at 0.02 the 11 families
+  // cost an idle node ~2 MB of private memory for no measurable gain.
+  opts.memtable_prefix_bloom_size_ratio = 0.002;
   opts.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = std::move(cache);
