@@ -16,38 +16,19 @@
 
 #include "io/process.hpp"
 #include "runtime/errors.hpp"
+#include "../support/git.hpp"
 #include "../support/temp_dir.hpp"
 
 namespace {
+
+using brd_test::git;
+using brd_test::write_file;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using strings = std::vector<std::string>;
 
 using brd_test::temp_dir;
-
-// Runs git in `dir` and returns its stdout without the final newline.
-std::string git(const std::string& dir, strings args) {
-  brd::io::process_spec spec;
-  spec.argv = {"git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.cwd = dir;
-  spec.timeout = 30s;
-  spec.capture_stdout = true;
-  auto result = brd::io::run_process(spec);
-  REQUIRE(result);
-  INFO("git ", args.front(), ": ", result->tail);
-  REQUIRE(result->exit_code == 0);
-  auto out = result->output;
-  while (!out.empty() && out.back() == '\n')
-    out.pop_back();
-  return out;
-}
-
-void write_file(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  std::ofstream{p} << text;
-}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in{p};

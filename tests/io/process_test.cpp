@@ -20,6 +20,7 @@
 #include <doctest/doctest.h>
 
 #include "runtime/errors.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
@@ -29,19 +30,7 @@ using brd::io::process_result;
 using brd::io::process_spec;
 using brd::io::run_process;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "brd-process-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = fs::canonical(pattern);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const std::string& name) const { return (path / name).string(); }
-};
+using brd_test::temp_dir;
 
 process_result run(std::vector<std::string> argv, std::chrono::milliseconds timeout = 10s) {
   process_spec spec;

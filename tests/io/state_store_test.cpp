@@ -16,6 +16,7 @@
 
 #include "io/store.hpp"
 #include "runtime/errors.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace {
 
@@ -30,19 +31,7 @@ using brd::io::version_vector;
 
 const std::vector<std::string> fleet{"a", "b", "c"};
 
-// A fresh directory under the system temp dir, removed with all it holds.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    auto pattern = (fs::temp_directory_path() / "brd-state-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using brd_test::temp_dir;
 
 // One node's store and state in their own directory.
 struct node {
