@@ -286,9 +286,10 @@ void record_waiting(deployer_ptr self) {
       }
 }
 
-// A newer deploy of the same repository and role makes the ones still
+// A newer deploy of the same repository, ref and role makes the ones still
 // waiting for it pointless: they end "superseded" (a final state, which the
-// dispatcher counts as success) and never run. Running tasks are left alone.
+// dispatcher counts as success) and never run. Running tasks are left alone;
+// another branch's push never supersedes (its commit is not a successor).
 void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
   auto& st = self->state;
   auto i = st.waiting.find(newer.repo);
@@ -297,7 +298,8 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
   auto& queue = i->second;
   auto now = now_ms();
   for (auto w = queue.begin(); w != queue.end();) {
-    if (w->task.kind != "deploy" || w->task.role != newer.role) {
+    if (w->task.kind != "deploy" || w->task.role != newer.role
+        || w->task.ref != newer.ref) {
       ++w;
       continue;
     }

@@ -427,6 +427,21 @@ TEST_CASE("a newer deploy of the same role supersedes the one still waiting, whi
     CHECK(e.deploy_id != t2.deploy_id);
 }
 
+TEST_CASE("a push to another branch does not supersede a waiting deploy") {
+  fixture f;
+  auto first = f.commit({{"slow", "1"}});
+  auto second = f.commit({});
+  auto third = f.commit({});
+  auto t1 = f.task(first), t2 = f.task(second), t3 = f.task(third);
+  t3.ref = "refs/heads/feature";
+  for (const auto& t : {t1, t2, t3})
+    REQUIRE(f.send(t) == t.task_id);
+  CHECK(f.wait_final(t1).state == "succeeded");
+  CHECK(f.wait_final(t2).state == "succeeded");
+  CHECK(f.wait_final(t3).state == "succeeded");
+  CHECK(f.counted("superseded") == 0);
+}
+
 TEST_CASE("with max_parallel 1 repositories take turns, first come first served") {
   fixture f{1};
   auto a = f.commit({{"slow", "1"}});
