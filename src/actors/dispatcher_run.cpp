@@ -99,17 +99,32 @@ void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
   put_row(self, "deployments", p.record.id, io::encode(p.record));
 }
 
-void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
-               const std::string& reason) {
-  auto& st = self->state;
+// A task of an active deployment that has not ended yet.
+struct open_task {
+  deploy_progress* deployment = nullptr;
+  task_slot* slot = nullptr;
+  explicit operator bool() const { return slot != nullptr; }
+};
+
+// Task `task_id` of deployment `id`, unless the deployment or the task ended.
+open_task find_open_task(dispatcher_state& st, const std::string& id,
+                         const std::string& task_id) {
   auto i = st.active.find(id);
   if (i == st.active.end())
-    return;
+    return {};
   auto t = i->second.tasks.find(task_id);
   if (t == i->second.tasks.end() || is_final_state(t->second.record.state))
+    return {};
+  return {&i->second, &t->second};
+}
+
+void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
+               const std::string& reason) {
+  auto task = find_open_task(self->state, id, task_id);
+  if (!task)
     return;
   log::deploy()->warn("task {}/{} failed: {}", id, task_id, reason);
-  fail_without_node(self, i->second, t->second, reason);
+  fail_without_node(self, *task.deployment, *task.slot, reason);
   progress(self, id);
 }
 
@@ -152,15 +167,11 @@ void handed_over(dispatcher_ptr self, const std::string& id) {
 }
 
 void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
-  auto& st = self->state;
-  auto i = st.active.find(id);
-  if (i == st.active.end())
+  auto task = find_open_task(self->state, id, task_id);
+  if (!task)
     return;
-  auto t = i->second.tasks.find(task_id);
-  if (t == i->second.tasks.end() || is_final_state(t->second.record.state))
-    return;
-  auto msg = to_message(st, t->second);
-  auto node = t->second.record.node;
+  auto msg = to_message(self->state, *task.slot);
+  auto node = task.slot->record.node;
   with_deployer(
     self, node,
     [=](caf::actor deployer) {
