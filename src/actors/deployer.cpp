@@ -6,11 +6,18 @@
 // for that one task, replies with the outcome and quits. The deployer only
 // queues, starts, records and counts, so it never blocks.
 //
+// When the deployer is told to exit (the node stops), running scripts are
+// ended as on a timeout (SIGTERM, then SIGKILL) instead of being waited for;
+// their tasks fail with "cancelled: node N is stopping" in the log, and their
+// rows, still "running", are failed "node lost" by the dispatcher (the node
+// left) and by the next start (recover()).
+//
 // Records go to the state actor as fire-and-forget requests; one sender's
 // messages arrive in order, so a task's records are written in the order
 // queued, running, final. A refused or lost write is logged.
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -95,6 +102,8 @@ struct deployer_state {
   uint64_t next_seq = 0;
   bool queued_rows_due = false; // a tick to write queued rows is scheduled
   instruments metrics;
+  // Every worker's script watches this; set when the deployer exits.
+  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
 };
 
 using deployer_ptr = deployer_actor::stateful_pointer<deployer_state>;
@@ -182,7 +191,7 @@ void start(deployer_ptr self, const std::string& repo) {
                       w.task.sha.substr(0, 12), w.task.role);
   auto group_file = running_dir(st) + "/" + w.task.deploy_id + "." + w.task.task_id + ".pgid";
   io::task_run job{std::move(w.task), st.opts.self, st.opts.fleet.deploy.settings.keep_builds,
-                   run.record.log_path, std::move(group_file)};
+                   run.record.log_path, std::move(group_file), st.stopping};
   auto worker_handle = self->home_system().spawn<caf::detached>(worker, st.ws, std::move(job));
   self->request(worker_handle, caf::infinite, deploy_atom::value)
     .then([=](task_outcome& out) { finish(self, repo, std::move(out)); },
@@ -386,6 +395,14 @@ deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts)
   st.ws = io::workspace{io::workspace_root(st.opts.data_dir, settings.workspace)};
   st.metrics = make_instruments(st.opts.metrics.get());
   recover(self);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    st.stopping->store(true);
+    if (!st.running.empty())
+      log::deploy()->warn("stopping: ending {} running script{} (SIGTERM, then SIGKILL)",
+                          st.running.size(), st.running.size() == 1 ? "" : "s");
+    self->quit(msg.reason);
+  });
   return {
     [=](deploy_atom, deploy_task& t) { return accept(self, t); },
     [=](tick_atom) {

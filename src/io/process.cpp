@@ -388,10 +388,12 @@ process_result supervise(pid_t pid, std::vector<channel>& channels, const proces
   int status = 0;
   auto has_deadline = spec.timeout.count() > 0;
   auto deadline = start + spec.timeout;
-  // Phase 1: the child runs until it exits or its time is up.
+  auto cancelled = [&] { return spec.cancel != nullptr && spec.cancel->load(); };
+  // Phase 1: the child runs until it exits, its time is up or we are told to
+  // stop.
   while (!exited) {
     auto now = clock_type::now();
-    if (has_deadline && now >= deadline)
+    if ((has_deadline && now >= deadline) || cancelled())
       break;
     auto wait = has_deadline ? std::min<milliseconds>(poll_slice,
                   std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds{1})
@@ -402,7 +404,8 @@ process_result supervise(pid_t pid, std::vector<channel>& channels, const proces
   }
   if (!exited) {
     // Phase 2: SIGTERM to the group, SIGKILL to what is left after the grace.
-    result.timed_out = true;
+    result.cancelled = cancelled();
+    result.timed_out = !result.cancelled;
     ::kill(-pid, SIGTERM);
     auto kill_at = clock_type::now() + spec.kill_grace;
     while (clock_type::now() < kill_at && (!exited || group_alive(pid))) {

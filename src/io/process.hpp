@@ -13,7 +13,8 @@
 // stdout and stderr share one pipe: every chunk is appended to
 // spec.log_path as it arrives and the last tail_bytes are kept for the
 // result. When the timeout passes, the whole group gets SIGTERM and, if any
-// member is still alive after kill_grace, SIGKILL.
+// member is still alive after kill_grace, SIGKILL. The same happens when
+// spec.cancel turns true (the caller is stopping).
 //
 // When the child exits by itself, output is drained for a short moment and
 // run_process returns; members of its group that outlive it are left running
@@ -23,6 +24,7 @@
 // Safe to call from several threads at once; each call blocks its thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -55,6 +57,10 @@ struct process_spec {
   // runs (directories are created) and the file is removed when run_process
   // returns. After a crash of ours, kill_stale_group(file) ends the group.
   std::string group_file;
+  // When set and it turns true while the child runs (another thread stores
+  // it), the group is ended as on a timeout and the result says cancelled.
+  // Looked at every 50 ms. The flag must outlive the call.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 inline constexpr size_t max_captured_output = size_t{256} << 20;
@@ -63,6 +69,7 @@ struct process_result {
   int exit_code = -1;     // the exit status, or -1 when killed by a signal
   int signal = 0;         // the signal that ended the child, or 0
   bool timed_out = false; // the timeout passed and we killed the group
+  bool cancelled = false; // spec.cancel turned true and we killed the group
   // The last tail_bytes of the output, starting at a UTF-8 character boundary.
   std::string tail;
   std::chrono::milliseconds elapsed{0};
@@ -70,7 +77,9 @@ struct process_result {
   std::string output;            // stdout, with capture_stdout only
   bool output_truncated = false; // stdout went past max_captured_output
 
-  bool succeeded() const { return !timed_out && signal == 0 && exit_code == 0; }
+  bool succeeded() const {
+    return !timed_out && !cancelled && signal == 0 && exit_code == 0;
+  }
 };
 
 // Blocks until the child has ended. An error (io_failure) only when the child

@@ -65,12 +65,17 @@ process_spec script_spec(const task_run& j, const std::string& build_dir) {
   spec.log_path = j.log_path;
   spec.tail_bytes = tail_bytes;
   spec.group_file = j.group_file;
+  spec.cancel = j.cancel.get();
   return spec;
 }
 
-task_outcome outcome_of(const process_result& r, uint32_t timeout_s) {
+task_outcome outcome_of(const process_result& r, const task_run& j) {
+  auto timeout_s = j.task.timeout_s;
   task_outcome out{"succeeded", r.exit_code, {}, r.tail, now_ms()};
-  if (r.timed_out) {
+  if (r.cancelled) {
+    out.state = "failed";
+    out.reason = "cancelled: node " + j.node + " is stopping";
+  } else if (r.timed_out) {
     out.state = "timed_out";
     out.reason = "timed out after " + std::to_string(timeout_s) + " s";
   } else if (r.signal != 0) {
@@ -95,7 +100,7 @@ task_outcome run_script(const workspace& ws, const task_run& j,
     ws.discard_build(t.repo, t.sha);
     return failed(j, describe(result.error()));
   }
-  auto out = outcome_of(*result, t.timeout_s);
+  auto out = outcome_of(*result, j);
   if (out.state != "succeeded") {
     note(j.log_path, out.state + ": " + out.reason);
     ws.discard_build(t.repo, t.sha);

@@ -14,7 +14,9 @@
 // one repository.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/meta/type_name.hpp>
@@ -39,6 +41,9 @@ struct task_run {
   // The script's process group id is kept here while it runs
   // (process_spec::group_file); empty: nowhere.
   std::string group_file;
+  // Set when this node stops: the script is ended as on a timeout and the
+  // task fails with a reason saying so (process_spec::cancel).
+  std::shared_ptr<const std::atomic<bool>> cancel;
 };
 
 // How a task ended.
@@ -46,7 +51,7 @@ struct task_outcome {
   std::string state; // succeeded | failed | timed_out
   int exit_code = -1;
   std::string reason;   // "exit code N", "killed by signal N", "timed out after N s",
-                        // or the git or file system error
+                        // "cancelled: ...", or the git or file system error
   std::string log_tail; // the script's last 4 KB of output, or the log's
   int64_t finished_at_ms = 0;
 };

@@ -475,6 +475,26 @@ std::vector<json> status_bodies(const recorder& github, const std::string& sha,
   return out;
 }
 
+// A deployment whose only task runs scripts/hang.sh on fe1, once the
+// script and its sleep both run: the deployment id and the script's group.
+struct hanging_task {
+  std::string id;
+  int pgid = 0;
+};
+
+hanging_task start_hanging_task(deploy_site& site, const std::string& version) {
+  auto sha = site.commit({{"frontend/app.js", version}});
+  auto r = send_webhook(site.edge_port(), push_event(zeros, sha, {"frontend/app.js"}).dump(),
+                        site.secret(), new_delivery_id());
+  REQUIRE(r.status == 202);
+  hanging_task out{r.doc().value("deployment", "")};
+  REQUIRE(wait_until([&] {
+    std::ifstream{site.out("hang.pid")} >> out.pgid;
+    return out.pgid > 0 && brd::io::live_group_members(out.pgid) == 2; // sh and its sleep
+  }, 30s));
+  return out;
+}
+
 } // namespace
 
 TEST_CASE("a node killed with kill -9 takes its script along, and after its restart kills the "
@@ -482,17 +502,8 @@ TEST_CASE("a node killed with kill -9 takes its script along, and after its rest
   deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
                     {{R"(["frontend/**"])", "frontend", "scripts/hang.sh"}}}};
   site.start();
-  auto sha = site.commit({{"frontend/app.js", "v7"}});
-  auto r = send_webhook(site.edge_port(), push_event(zeros, sha, {"frontend/app.js"}).dump(),
-                        site.secret(), new_delivery_id());
-  REQUIRE(r.status == 202);
-  auto id = r.doc().value("deployment", "");
-  int pgid = 0;
-  auto group_members = [&] { return brd::io::live_group_members(pgid); };
-  REQUIRE(wait_until([&] {
-    std::ifstream{site.out("hang.pid")} >> pgid;
-    return pgid > 0 && group_members() == 2; // sh and its sleep
-  }, 30s));
+  auto [id, pgid] = start_hanging_task(site, "v7");
+  auto group_members = [pgid = pgid] { return brd::io::live_group_members(pgid); };
   site.nodes().process("fe1").kill9();
   // The script (the group's leader) dies with its node; its sleep is left.
   CHECK(wait_until([&] { return ::kill(pgid, 0) != 0; }, 5s));
@@ -511,6 +522,28 @@ TEST_CASE("a node killed with kill -9 takes its script along, and after its rest
   }, 20s));
   CHECK(row["value"]["reason"] == "node lost");
   CHECK(row["origin"] == "fe1");
+  CHECK_FALSE(fs::exists(site.out("hang.finished")));
+}
+
+TEST_CASE("a node stopped with SIGTERM mid-task ends its script's group and exits at once") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/hang.sh"}}}};
+  site.start();
+  auto [id, pgid] = start_hanging_task(site, "v8");
+  auto& fe1 = site.nodes().process("fe1");
+  auto stopped = steady::now();
+  fe1.term();
+  // The script (timeout 60 s) is not waited for: SIGTERM ends its group.
+  CHECK(fe1.wait_exit(8s) == std::optional<int>{0});
+  MESSAGE("fe1 exited " << std::chrono::duration_cast<millis>(steady::now() - stopped).count()
+                        << " ms after SIGTERM");
+  CHECK(brd::io::live_group_members(pgid) == 0);
+  auto log = fe1.log_text();
+  CHECK(log.find("ending 1 running script") != std::string::npos);
+  CHECK(log.find("teardown stuck") == std::string::npos);
+  auto d = wait_deployment(site.edge_port(), id, 30s);
+  CHECK_MESSAGE(d.value("state", "") == "failure", d.dump(2));
+  CHECK(task_of(d, "frontend@fe1")["reason"] == "node lost");
   CHECK_FALSE(fs::exists(site.out("hang.finished")));
 }
 

@@ -113,6 +113,28 @@ TEST_CASE("a timeout kills the whole process group, background children included
   CHECK(live_members(result.pid) == 0);
 }
 
+TEST_CASE("a cancel flag set by another thread ends the group as a timeout would") {
+  std::atomic<bool> cancel{false};
+  process_spec spec;
+  spec.argv = {"sh", "-c", "echo $$; sleep 100 & sleep 100"};
+  spec.timeout = 60s;
+  spec.cancel = &cancel;
+  std::thread stopper{[&] {
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+  }};
+  auto start = std::chrono::steady_clock::now();
+  auto result = run_process(spec);
+  auto took = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  REQUIRE(result);
+  CHECK(result->cancelled);
+  CHECK_FALSE(result->timed_out);
+  CHECK_FALSE(result->succeeded());
+  CHECK(took < 2500ms);
+  CHECK(live_members(result->pid) == 0);
+}
+
 TEST_CASE("a group that ignores SIGTERM gets SIGKILL after the grace") {
   process_spec spec;
   spec.argv = {"sh", "-c", "trap '' TERM; sleep 100 & sleep 100"};
