@@ -21,6 +21,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <caf/actor_system.hpp>
@@ -325,6 +326,24 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
   }
 }
 
+void enqueue(deployer_ptr self, deploy_task t) {
+  auto& st = self->state;
+  waiting_task w{t, st.next_seq++, now_ms()};
+  log::deploy()->debug("task {} queued for {}", key_of(t.deploy_id, t.task_id), t.repo);
+  supersede_waiting(self, t);
+  st.waiting[t.repo].push_back(std::move(w));
+  pump(self);
+  if (st.waiting.count(t.repo) > 0 && !st.queued_rows_due) {
+    st.queued_rows_due = true;
+    self->delayed_send(self, queued_row_delay, tick_atom::value);
+  }
+}
+
+// A task is taken once: one already here, or with a row of ours in the
+// store (taken before a restart of either side; the dispatcher hands over
+// again what it has no row of), is acknowledged and not run again. The
+// store is local, so the check costs one request to the state actor, and
+// replies to one sender come in order, so tasks still queue in arrival order.
 caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
   auto& st = self->state;
   if (auto problem = io::task_problem(t); !problem.empty()) {
@@ -336,16 +355,37 @@ caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
     log::deploy()->debug("task {} is already here", key);
     return t.task_id;
   }
-  waiting_task w{t, st.next_seq++, now_ms()};
-  log::deploy()->debug("task {} queued for {}", key, t.repo);
-  supersede_waiting(self, t);
-  st.waiting[t.repo].push_back(std::move(w));
-  pump(self);
-  if (st.waiting.count(t.repo) > 0 && !st.queued_rows_due) {
-    st.queued_rows_due = true;
-    self->delayed_send(self, queued_row_delay, tick_atom::value);
+  if (!st.opts.state) {
+    auto id = t.task_id;
+    enqueue(self, std::move(t));
+    return id;
   }
-  return t.task_id;
+  auto promise = self->make_response_promise<std::string>();
+  self
+    ->request(st.opts.state, write_timeout, get_atom::value, std::string{"tasks"}, key)
+    .then(
+      [=, t = std::move(t)](std::vector<state_row>& rows) mutable {
+        std::optional<io::task_record> ours;
+        if (!rows.empty())
+          if (auto r = io::decode<io::task_record>(rows[0].value))
+            ours = std::move(*r);
+        if (ours && ours->node == self->state.opts.self) {
+          log::deploy()->info("task {} was taken before (now {}): not run again", key,
+                              ours->state);
+          self->state.in_flight.erase(key);
+          promise.deliver(t.task_id);
+          return;
+        }
+        auto id = t.task_id;
+        enqueue(self, std::move(t));
+        promise.deliver(id);
+      },
+      [=](caf::error& err) mutable {
+        self->state.in_flight.erase(key);
+        log::deploy()->warn("task {}: cannot look for an earlier run: {}", key, describe(err));
+        promise.deliver(std::move(err));
+      });
+  return promise;
 }
 
 // What a previous incarnation of this node left behind when it was killed:

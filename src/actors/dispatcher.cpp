@@ -120,6 +120,45 @@ void apply_verdicts(deploy_progress& p) {
   }
 }
 
+// The tasks of a resumed deployment that have no row here: the node may
+// have taken the task and its rows are still on their way, or the hand-over
+// never reached it. Rebuilt from the task id (role@node[.attempt]) and the
+// rule of the role; fail_stalled settles them.
+void add_unseen_tasks(const dispatcher_state& st, deploy_progress& p, const repo_config* repo) {
+  for (const auto& task_id : p.record.task_ids) {
+    if (p.tasks.count(task_id) > 0)
+      continue;
+    auto at = task_id.find('@');
+    if (at == std::string::npos)
+      continue;
+    io::task_record t;
+    t.node = task_id.substr(at + 1);
+    if (st.opts.fleet.find(t.node) == nullptr) { // node.N: a later attempt
+      auto dot = t.node.rfind('.');
+      if (dot == std::string::npos)
+        continue;
+      t.attempt = static_cast<uint32_t>(std::strtoul(t.node.c_str() + dot + 1, nullptr, 10));
+      t.node.resize(dot);
+    }
+    const route_rule* rule = nullptr;
+    if (repo != nullptr)
+      for (const auto& r : repo->rules)
+        if (make_task_id(r.role, t.node, t.attempt) == task_id)
+          rule = &r;
+    t.role = rule ? rule->role : task_id.substr(0, at);
+    t.deploy_id = p.record.id;
+    t.task_id = task_id;
+    t.kind = p.record.kind;
+    t.repo = p.record.repo;
+    t.sha = p.record.sha;
+    t.ref = p.record.ref;
+    t.queued_at_ms = p.record.created_at_ms;
+    p.add(std::move(t), rule ? *rule : route_rule{});
+    if (p.record.verdicts.count(task_id) == 0)
+      p.tasks.at(task_id).unseen_since_ms = now_ms();
+  }
+}
+
 // Re-follows the pending deployments this node created before a restart.
 void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
   for (const auto& row : rows) {
@@ -141,6 +180,7 @@ void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
             const route_rule* rule = repo ? rule_for_role(*repo, t->role) : nullptr;
             p.add(progress_row(std::move(*t)), rule ? *rule : route_rule{});
           }
+        add_unseen_tasks(self->state, p, repo);
         apply_verdicts(p);
         mark_superseded(p);
         for (const auto& [ctx, _] : p.role_states())

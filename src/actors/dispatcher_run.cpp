@@ -1,5 +1,6 @@
 // Deployments in flight: writing their rows, handing tasks to deployers,
 // following task rows, statuses, alerts, and nodes lost mid-task.
+#include <algorithm>
 #include <functional>
 
 #include <caf/actor_system.hpp>
@@ -355,6 +356,8 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
 
 void on_task_row(dispatcher_ptr self, const io::task_record& row) {
   auto& st = self->state;
+  if (auto task = find_open_task(st, row.deploy_id, row.task_id))
+    task.slot->unseen_since_ms = 0; // its node has it
   auto i = st.active.find(row.deploy_id);
   if (i == st.active.end() || !i->second.apply(progress_row(row)))
     return;
@@ -393,7 +396,47 @@ void on_node_lost(dispatcher_ptr self, const node_name& node) {
               {}, {}, node);
 }
 
+bool is_alive(const dispatcher_state& st, const node_name& node) {
+  return std::any_of(st.members.begin(), st.members.end(), [&](const member_view& m) {
+    return m.node == node && m.state == member_state::alive;
+  });
+}
+
+// Tasks a restart left without a row (add_unseen_tasks) that still have
+// none after a grace for replication to catch up.
+void settle_unseen(dispatcher_ptr self) {
+  constexpr int64_t grace_ms = 5'000;
+  auto now = now_ms();
+  std::vector<std::pair<std::string, std::string>> unseen;
+  for (auto& [id, p] : self->state.active)
+    for (auto& [task_id, slot] : p.tasks)
+      if (slot.unseen_since_ms > 0 && now - slot.unseen_since_ms > grace_ms
+          && !is_final_state(slot.record.state))
+        unseen.emplace_back(id, task_id);
+  for (const auto& [id, task_id] : unseen) {
+    auto task = find_open_task(self->state, id, task_id);
+    if (!task)
+      continue; // an earlier one of the list settled its deployment
+    task.slot->unseen_since_ms = 0;
+    const auto& node = task.slot->record.node;
+    if (task.deployment->record.kind != "deploy") {
+      fail_task(self, id, task_id, "the dispatcher restarted before node " + node
+                                     + " took the task; retry the deployment");
+    } else if (is_alive(self->state, node)) {
+      log::deploy()->info("task {}/{}: no row from {} since the restart; handing it over again",
+                          id, task_id, node);
+      hand_over(self, id, task_id); // a deployer takes a task once
+    } else {
+      fail_without_node(self, *task.deployment, *task.slot, "node lost");
+      if (task.slot->rule.placement == placement::one)
+        place_again(self, *task.deployment, *task.slot);
+      progress(self, id);
+    }
+  }
+}
+
 void fail_stalled(dispatcher_ptr self) {
+  settle_unseen(self);
   constexpr int64_t grace_ms = 120'000;
   auto now = now_ms();
   std::vector<std::pair<std::string, std::string>> stalled;

@@ -96,7 +96,10 @@ void on_task_row(dispatcher_ptr self, const io::task_record& row);
 void on_node_lost(dispatcher_ptr self, const node_name& node);
 
 // Fails tasks still running long after their timeout (their node lost
-// them without going down): reason "no progress from <node>".
+// them without going down): reason "no progress from <node>". Tasks a
+// restart left without any row (task_slot::unseen_since_ms) are handed over
+// again once their node is alive (deployers take a task once), or fail with
+// "node lost" when it is not.
 void fail_stalled(dispatcher_ptr self);
 
 // -- dispatcher_ops.cpp: rollback and retry ----------------------------------------

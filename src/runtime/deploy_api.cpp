@@ -172,22 +172,33 @@ json with_verdicts(json tasks, const std::map<std::string, std::string>& verdict
   return tasks;
 }
 
-// The deployment with its task rows, or nullopt when there is none.
-caf::expected<std::optional<json>> deployment_json(const ctx_ptr& ctx, const std::string& id) {
+// Deployment `id`'s record, or nullopt when there is none.
+caf::expected<std::optional<io::deployment_record>> deployment_of(const ctx_ptr& ctx,
+                                                                   const std::string& id) {
   auto rows = ask<std::vector<state_row>>(ctx, ctx->state, get_atom::value,
                                           std::string{"deployments"}, id);
   if (!rows)
     return rows.error();
   if (rows->empty())
-    return std::optional<json>{};
+    return std::optional<io::deployment_record>{};
   auto rec = io::decode<io::deployment_record>(rows->front().value);
   if (!rec)
     return rec.error();
+  return std::optional<io::deployment_record>{std::move(*rec)};
+}
+
+// The deployment with its task rows, or nullopt when there is none.
+caf::expected<std::optional<json>> deployment_json(const ctx_ptr& ctx, const std::string& id) {
+  auto rec = deployment_of(ctx, id);
+  if (!rec)
+    return rec.error();
+  if (!*rec)
+    return std::optional<json>{};
   auto tasks = scan(ctx, "tasks", id + "/", 10000);
   if (!tasks)
     return tasks.error();
-  json out = *rec;
-  out["tasks"] = with_verdicts(rows_json<io::task_record>(*tasks), rec->verdicts);
+  json out = **rec;
+  out["tasks"] = with_verdicts(rows_json<io::task_record>(*tasks), (*rec)->verdicts);
   return std::optional<json>{std::move(out)};
 }
 
@@ -201,6 +212,18 @@ io::http_response on_list(const ctx_ptr& ctx, req_t req) {
   return reply(200, rows_json<io::deployment_record>(newest));
 }
 
+// The dispatcher's verdicts (deployment_record::verdicts) on the tasks of
+// deployment `id`; empty when it has none or cannot be read.
+std::map<std::string, std::string> verdicts_of(const ctx_ptr& ctx, const std::string& id) {
+  auto rec = deployment_of(ctx, id);
+  if (!rec || !*rec)
+    return {};
+  return std::move((*rec)->verdicts);
+}
+
+// Task rows, newest deployment first, with the verdicts applied to the rows
+// that are not final (a task of a node that never came back shows "failed:
+// node lost", as on its deployment), then filtered by ?state= and ?node=.
 io::http_response on_tasks(const ctx_ptr& ctx, req_t req) {
   auto rows = scan(ctx, "tasks", "");
   if (!rows)
@@ -208,10 +231,22 @@ io::http_response on_tasks(const ctx_ptr& ctx, req_t req) {
   auto limit = limit_param(req, 100, 10000);
   auto state = req.params.count("state") ? req.params.at("state") : "";
   auto node = req.params.count("node") ? req.params.at("node") : "";
+  std::map<std::string, std::map<std::string, std::string>> verdicts; // by deployment
   auto out = json::array();
   for (auto i = rows->rbegin(); i != rows->rend() && out.size() < limit; ++i) {
     auto t = io::decode<io::task_record>(i->value);
-    if (t && (state.empty() || t->state == state) && (node.empty() || t->node == node))
+    if (!t)
+      continue;
+    if (!is_final_state(t->state)) {
+      auto v = verdicts.find(t->deploy_id);
+      if (v == verdicts.end())
+        v = verdicts.emplace(t->deploy_id, verdicts_of(ctx, t->deploy_id)).first;
+      if (auto reason = v->second.find(t->task_id); reason != v->second.end()) {
+        t->state = "failed";
+        t->reason = reason->second;
+      }
+    }
+    if ((state.empty() || t->state == state) && (node.empty() || t->node == node))
       out.push_back(json(*t));
   }
   return reply(200, out);

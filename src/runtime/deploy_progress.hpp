@@ -32,6 +32,9 @@ struct task_slot {
   route_rule rule;         // the rule it runs (empty for rollbacks)
   bool superseded = false;
   bool long_build_alerted = false;
+  // Set when a restarted dispatcher found neither a row nor a verdict of the
+  // task (its node may never have got it); cleared by the task's first row.
+  int64_t unseen_since_ms = 0;
 };
 
 struct deploy_progress {

@@ -78,7 +78,25 @@ struct recorded {
   std::vector<put> puts;
 };
 
+// Stands in for the state actor: records puts, and answers get and scan
+// from them (the newest put per key wins).
 caf::behavior recorder(caf::event_based_actor*, std::shared_ptr<recorded> out) {
+  auto rows = [out](const std::string& table, const std::string& prefix, bool exact) {
+    std::lock_guard<std::mutex> guard{out->mutex};
+    std::map<std::string, brd::state_row> latest;
+    for (const auto& p : out->puts)
+      if (p.table == table && (exact ? p.key == prefix : p.key.rfind(prefix, 0) == 0)) {
+        brd::state_row row;
+        row.table = p.table;
+        row.key = p.key;
+        row.value = p.value;
+        latest[p.key] = row;
+      }
+    std::vector<brd::state_row> v;
+    for (auto& [key, row] : latest)
+      v.push_back(std::move(row));
+    return v;
+  };
   return {
     [=](brd::put_atom, const std::string& table, const std::string& key,
         const std::string& value) -> brd::write_ack {
@@ -86,6 +104,12 @@ caf::behavior recorder(caf::event_based_actor*, std::shared_ptr<recorded> out) {
       out->puts.push_back({table, key, value});
       out->changed.notify_all();
       return {};
+    },
+    [=](brd::get_atom, const std::string& table, const std::string& key) {
+      return rows(table, key, true);
+    },
+    [=](brd::scan_atom, const std::string& table, const std::string& prefix, uint64_t) {
+      return rows(table, prefix, false);
     },
   };
 }
@@ -465,6 +489,19 @@ TEST_CASE("a task delivered twice runs once") {
   std::this_thread::sleep_for(200ms);
   CHECK(f.runs().size() == 2); // one start, one end
   CHECK(states(f.records_of(t)) == strings{"queued", "running", "succeeded"});
+}
+
+TEST_CASE("a task handed over again after it ended (a restart of either side) is not run again") {
+  fixture f;
+  auto sha = f.commit();
+  auto t = f.task(sha);
+  CHECK(f.run(t).state == "succeeded");
+  auto rows = states(f.records_of(t));
+  CHECK(f.send(t) == t.task_id); // acknowledged: its row is in the store
+  std::this_thread::sleep_for(300ms);
+  CHECK(f.runs().size() == 2); // one start, one end
+  CHECK(states(f.records_of(t)) == rows);
+  CHECK(rows.back() == "succeeded");
 }
 
 TEST_CASE("rollback re-activates a kept build without fetching or running anything") {

@@ -454,6 +454,33 @@ TEST_CASE("an edge node restarted mid-deploy follows its pending deployment to t
   CHECK(statuses(site.github(), sha)["blackroad/deploy"] == strings{"pending", "success"});
 }
 
+TEST_CASE("a deployment whose hand-over was lost with both nodes is handed over again after "
+          "their restart") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend", "scripts/deploy.sh"}}}};
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "v9"}});
+  auto& fe1 = site.nodes().process("fe1");
+  // fe1 is frozen, so the hand-over waits in its socket; both nodes are then
+  // killed before the edge notices anything (phi takes ~1 s): no task row
+  // and no verdict anywhere, only the deployment record.
+  REQUIRE(::kill(fe1.pid(), SIGSTOP) == 0);
+  auto r = send_webhook(site.edge_port(), push_event(zeros, sha, {"frontend/app.js"}).dump(),
+                        site.secret(), new_delivery_id());
+  REQUIRE(r.status == 202);
+  auto id = r.doc().value("deployment", "");
+  std::this_thread::sleep_for(200ms);
+  site.nodes().process("edge").kill9();
+  fe1.kill9();
+  site.nodes().start("fe1");
+  site.nodes().start("edge");
+  auto d = wait_deployment(site.edge_port(), id, 60s);
+  CHECK_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  CHECK(task_of(d, "frontend@fe1")["state"] == "succeeded");
+  CHECK(site.nodes().process("edge").log_text().find("handing it over again")
+        != std::string::npos);
+}
+
 namespace {
 
 // The rows of `table` under `prefix` as node `port` stores them (with origin).
@@ -510,6 +537,11 @@ TEST_CASE("a node killed with kill -9 takes its script along, and after its rest
   auto d = wait_deployment(site.edge_port(), id, 30s);
   CHECK_MESSAGE(d.value("state", "") == "failure", d.dump(2));
   CHECK(task_of(d, "frontend@fe1")["reason"] == "node lost");
+  // /api/tasks says so too, though fe1's own row still says running.
+  auto tasks = http_get_json(site.edge_port(), "/api/tasks?node=fe1").body;
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0]["state"] == "failed");
+  CHECK(tasks[0]["reason"] == "node lost");
   CHECK(group_members() == 1); // until the node is back
   site.nodes().start("fe1");
   CHECK(wait_until([&] { return group_members() == 0; }, 20s));
