@@ -63,7 +63,8 @@ std::string reason_label(const std::string& sentence) {
   for (auto [words, label] :
        {std::pair{"unknown schema version", "unknown_schema"},
         {"corrupt value", "corrupt_value"}, {"unknown table", "unknown_table"},
-        {"gap in sequence", "gap"}, {"unknown node", "unknown_origin"}})
+        {"gap in sequence", "gap"}, {"unknown node", "unknown_origin"},
+        {"clock ahead", "clock_ahead"}})
     if (sentence.find(words) != std::string::npos)
       return label;
   return "other";

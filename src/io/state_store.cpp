@@ -10,6 +10,7 @@
 #include "io/state_store.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -69,12 +70,31 @@ caf::error check_write(const local_write& w) {
   return caf::none;
 }
 
+uint64_t wall_now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+}
+
+// Why a timestamp of `origin` is too far ahead of our wall clock, if it is.
+std::optional<std::string> clock_problem(hlc_time hlc, const std::string& origin) {
+  auto now = wall_now_ms();
+  if (hlc_wall_ms(hlc) <= now + max_clock_ahead_ms)
+    return std::nullopt;
+  return "stamped " + std::to_string((hlc_wall_ms(hlc) - now) / 1000)
+         + " s ahead of this node's clock (clock ahead; the limit is "
+         + std::to_string(max_clock_ahead_ms / 1000) + " s); fix: check NTP on " + origin
+         + " and on this node";
+}
+
 // Why a peer's entry (not yet applied, origin known) is refused, if it is.
 std::optional<std::string> entry_problem(const state_entry& e, uint64_t have) {
   auto which = "entry " + std::to_string(e.seq) + " from '" + e.origin + "'";
   if (e.seq != have + 1)
     return "gap in sequence from " + e.origin + ": expected "
            + std::to_string(have + 1) + ", got " + std::to_string(e.seq);
+  if (auto ahead = clock_problem(e.hlc, e.origin))
+    return which + " " + *ahead;
   if (!is_table(e.table))
     return which + " names unknown table '" + e.table + "'";
   if (!e.tombstone)
@@ -406,6 +426,8 @@ state_store::apply_snapshot(const state_snapshot& snap) {
     if (!row.tombstone)
       if (auto problem = value_problem(row.value))
         return refuse(row.table + "/" + row.key + ": " + *problem);
+    if (auto ahead = clock_problem(row.hlc, row.origin))
+      return refuse(row.table + "/" + row.key + " " + *ahead);
   }
   std::vector<state_entry> changed;
   batch b;

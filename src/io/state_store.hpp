@@ -51,6 +51,9 @@ struct local_write {
   std::optional<std::string> value; // nullopt: delete
 };
 
+// How far ahead of this node's wall clock a peer's timestamp may be.
+inline constexpr uint64_t max_clock_ahead_ms = 60'000;
+
 class state_store {
 public:
   // `self` is this node's name, `known_origins` every node in the config:
@@ -88,7 +91,11 @@ public:
   // (WAL not synced: the origin holds them durably). Idempotent: entries at
   // or below the version vector are skipped. Refused with a reason, and
   // nothing of that origin applied past the problem: unknown origin, a gap
-  // in seq, an unknown table, a corrupt value or an unknown schema version.
+  // in seq, an unknown table, a corrupt value, an unknown schema version, or
+  // a timestamp more than max_clock_ahead_ms ahead of this node's wall clock
+  // (one node with a wrong clock would otherwise win every key and drag
+  // every HLC forward for good; its entries are taken once our clock gets
+  // there, or its clock is fixed and it writes again).
   // Entries of self are applied too when they are new (a node whose data
   // was lost relearns its own writes); its next seq moves past them.
   // An error only for a local failure (RocksDB); nothing is applied then.
@@ -122,7 +129,8 @@ public:
   // they reflect; applying a snapshot merges rows by the rule and raises
   // the version vector to at least the snapshot's (synced write; returns
   // the rows that changed). A snapshot naming an unknown table or origin,
-  // or holding a corrupt value, is refused whole (io_failure).
+  // or holding a corrupt value or a row stamped too far ahead, is refused
+  // whole (io_failure).
   caf::expected<state_snapshot> snapshot() const;
   caf::expected<std::vector<state_entry>> apply_snapshot(const state_snapshot& snap);
 

@@ -345,6 +345,34 @@ TEST_CASE("a gap is refused with a sentence; later entries of that origin wait "
   CHECK(c.state->vv().at("a") == 3);
 }
 
+TEST_CASE("an entry stamped over a minute ahead of our clock is refused and halts its origin; "
+          "a snapshot with such a row too") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  auto near = brd::make_hlc(now + 5'000, 0); // a few seconds of skew: fine
+  auto ahead = brd::make_hlc(now + 3'600'000, 0);
+  auto result = c.apply({entry("a", 1, near, "a1", "x"), entry("a", 2, ahead, "a2", "x"),
+                         entry("a", 3, near + 1, "a3", "x"), entry("b", 1, near, "b1", "x")});
+  REQUIRE(result.refused.size() == 1);
+  CHECK(mentions(result.refused, "clock ahead"));
+  CHECK(mentions(result.refused, "fix: check NTP on a"));
+  CHECK(c.state->vv().at("a") == 1);
+  CHECK(c.state->vv().at("b") == 1);
+  CHECK(c.value_of("tasks", "a2") == std::nullopt);
+  CHECK(c.value_of("tasks", "a3") == std::nullopt);
+  // Our clock did not follow the bad stamp: a local write still wins later.
+  auto mine = c.state->commit({put("k", "v")}, true);
+  REQUIRE(mine);
+  CHECK(brd::hlc_wall_ms(mine->front().hlc) < now + brd::io::max_clock_ahead_ms);
+  state_snapshot bad{"b", {{"b", 2}}, {entry("b", 2, ahead, "k", "x")}};
+  auto snap = c.state->apply_snapshot(bad);
+  REQUIRE_FALSE(snap);
+  CHECK(brd::describe(snap.error()).find("clock ahead") != std::string::npos);
+}
+
 TEST_CASE("entries from a node that is not in the config are refused") {
   temp_dir tmp;
   node c{tmp, "c"};
