@@ -24,8 +24,6 @@ namespace {
 constexpr auto tick_interval = std::chrono::seconds(1);
 constexpr uint64_t purge_every_ticks = 300; // deliveries: every 5 minutes
 constexpr uint64_t stall_check_every_ticks = 10;
-constexpr auto store_timeout = std::chrono::seconds(10);
-constexpr uint64_t scan_all = 10'000'000;
 
 // -- deliveries ------------------------------------------------------------------------
 
@@ -94,7 +92,7 @@ void on_deployments_row(dispatcher_state& st, const state_entry& e) {
   }
 }
 
-http_answer intake(dispatcher_ptr self, const webhook_push& wp);
+caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp);
 
 // A task lost with its node and placed again: the later attempt of its role
 // replaces it (the flag itself is not stored).
@@ -201,7 +199,7 @@ void finish_loading(dispatcher_ptr self) {
                       st.deliveries.size(), st.rolled_back.size());
   auto waiting = std::move(st.waiting);
   for (auto& w : waiting)
-    w.promise.deliver(intake(self, w.push));
+    w.promise.delegate(caf::actor_cast<dispatcher_actor>(self), w.push); // to us, now loaded
 }
 
 void load(dispatcher_ptr self) {
@@ -280,7 +278,11 @@ http_answer ignored(dispatcher_state& st, const std::string& reason) {
   return answer(202, {{"status", "ignored"}, {"reason", reason}});
 }
 
-http_answer intake(dispatcher_ptr self, const webhook_push& wp) {
+// A push that starts a deployment is accepted (202) once its record is
+// durable: a store that cannot write (a full disk: 507) refuses the webhook,
+// starts nothing and forgets the delivery id, so GitHub's redelivery of it
+// is taken once the store writes again.
+caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
   auto& st = self->state;
   const auto& ev = wp.event;
   const auto* repo = find_repo(st.opts.fleet.deploy, ev.repo);
@@ -320,10 +322,23 @@ http_answer intake(dispatcher_ptr self, const webhook_push& wp) {
   rec.changed.assign(ev.changed.begin(),
                      ev.changed.begin() + std::min<size_t>(ev.changed.size(), 100));
   auto members = route_members(st.opts.fleet, st.members);
-  reply["tasks"] = start_deployment(self, std::move(rec), slots_for(plan_tasks(rules, members)),
-                                    wp.received_ns);
-  count_webhook(st, "accepted");
-  return answer(202, reply);
+  auto slots = slots_for(plan_tasks(rules, members));
+  reply["tasks"] = slots.size();
+  auto promise = self->make_response_promise<http_answer>();
+  start_deployment(self, std::move(rec), std::move(slots), wp.received_ns,
+                   [=, delivery = ev.delivery](const caf::error& err) mutable {
+                     if (!err) {
+                       count_webhook(self->state, "accepted");
+                       promise.deliver(answer(202, reply));
+                       return;
+                     }
+                     self->state.deliveries.erase(delivery);
+                     count_webhook(self->state, "store_failed");
+                     promise.deliver(answer(http_status_of(err),
+                                            {{"error", "cannot record the deployment: "
+                                                         + describe(err)}}));
+                   });
+  return promise;
 }
 
 // -- membership ---------------------------------------------------------------------------------

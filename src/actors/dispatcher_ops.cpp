@@ -14,8 +14,6 @@ namespace brd::dispatch {
 
 namespace {
 
-constexpr auto store_timeout = std::chrono::seconds(10);
-constexpr uint64_t scan_all = 10'000'000;
 
 http_answer refuse(int status, const std::string& why) {
   return answer(status, {{"error", why}});

@@ -107,16 +107,22 @@ struct open_task {
   explicit operator bool() const { return slot != nullptr; }
 };
 
+// Deployment `id` while it is followed, or nullptr.
+deploy_progress* find_active(dispatcher_state& st, const std::string& id) {
+  auto i = st.active.find(id);
+  return i == st.active.end() ? nullptr : &i->second;
+}
+
 // Task `task_id` of deployment `id`, unless the deployment or the task ended.
 open_task find_open_task(dispatcher_state& st, const std::string& id,
                          const std::string& task_id) {
-  auto i = st.active.find(id);
-  if (i == st.active.end())
+  auto* p = find_active(st, id);
+  if (p == nullptr)
     return {};
-  auto t = i->second.tasks.find(task_id);
-  if (t == i->second.tasks.end() || is_final_state(t->second.record.state))
+  auto t = p->tasks.find(task_id);
+  if (t == p->tasks.end() || is_final_state(t->second.record.state))
     return {};
-  return {&i->second, &t->second};
+  return {p, &t->second};
 }
 
 void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
@@ -156,10 +162,10 @@ void with_deployer(dispatcher_ptr self, const node_name& node, deployer_callback
 // A deployer took a task: when all have, that is the hand-over latency.
 void handed_over(dispatcher_ptr self, const std::string& id) {
   auto& st = self->state;
-  auto i = st.active.find(id);
-  if (i == st.active.end())
+  auto* found = find_active(st, id);
+  if (found == nullptr)
     return;
-  auto& p = i->second;
+  auto& p = *found;
   if (++p.handed_over < p.assigned() || p.handover_observed)
     return;
   p.handover_observed = true;
@@ -304,8 +310,40 @@ std::vector<task_slot> slots_for(const std::vector<planned_task>& planned) {
   return out;
 }
 
+namespace {
+
+// The record of deployment `id` is durable: its tasks go out.
+void dispatch_recorded(dispatcher_ptr self, const std::string& id) {
+  auto* found = find_active(self->state, id);
+  if (found == nullptr)
+    return;
+  auto& prog = *found;
+  const auto& rec = prog.record;
+  for (const auto& [role, state] : prog.role_states())
+    post_status(self, prog, role_context(role), "pending", role);
+  post_status(self, prog, overall_context, "pending", {});
+  log::deploy()->info("{} {} of {}@{} ({}): {} tasks", rec.kind, id, rec.repo,
+                      short_sha(rec.sha), rec.ref, prog.tasks.size());
+  for (const auto& [task_id, slot] : prog.tasks) {
+    const auto& t = slot.record;
+    if (t.state != "unassigned") {
+      hand_over(self, id, task_id); // its node writes its rows, from queued on
+      continue;
+    }
+    write_task(self, t);
+    raise_alert(self, "unassigned",
+                rec.kind + " " + id + " of " + rec.repo + "@" + short_sha(rec.sha)
+                  + ": no live node holds role " + t.role,
+                id, task_id);
+  }
+  progress(self, id);
+}
+
+} // namespace
+
 size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
-                        std::vector<task_slot> slots, int64_t received_ns) {
+                        std::vector<task_slot> slots, int64_t received_ns,
+                        recorded_callback recorded) {
   auto& st = self->state;
   deploy_progress p;
   p.received_ns = received_ns;
@@ -328,29 +366,26 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
     rec.task_ids.push_back(t.task_id);
     p.add(t, slot.rule);
   }
-  p.record = rec;
-  put_row(self, "deployments", rec.id, io::encode(rec));
   auto id = rec.id;
-  auto& prog = st.active.insert_or_assign(id, std::move(p)).first->second;
-  for (const auto& [role, state] : prog.role_states())
-    post_status(self, prog, role_context(role), "pending", role);
-  post_status(self, prog, overall_context, "pending", {});
-  log::deploy()->info("{} {} of {}@{} ({}): {} tasks", rec.kind, id, rec.repo,
-                      short_sha(rec.sha), rec.ref, prog.tasks.size());
-  for (const auto& [task_id, slot] : prog.tasks) {
-    const auto& t = slot.record;
-    if (t.state != "unassigned") {
-      hand_over(self, id, task_id); // its node writes its rows, from queued on
-      continue;
-    }
-    write_task(self, t);
-    raise_alert(self, "unassigned",
-                rec.kind + " " + id + " of " + rec.repo + "@" + short_sha(rec.sha)
-                  + ": no live node holds role " + t.role,
-                id, task_id);
-  }
-  auto count = prog.tasks.size();
-  progress(self, id);
+  auto count = p.tasks.size();
+  auto value = io::encode(rec);
+  p.record = std::move(rec);
+  st.active.insert_or_assign(id, std::move(p));
+  self->request(st.opts.state, store_timeout, put_atom::value, std::string{"deployments"}, id,
+                std::move(value))
+    .then(
+      [=](const write_ack&) {
+        dispatch_recorded(self, id);
+        if (recorded)
+          recorded(caf::error{});
+      },
+      [=](const caf::error& err) {
+        log::deploy()->error("deployment {} dropped, its record cannot be written: {}", id,
+                             describe(err));
+        self->state.active.erase(id);
+        if (recorded)
+          recorded(err);
+      });
   return count;
 }
 

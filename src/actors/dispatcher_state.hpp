@@ -2,6 +2,9 @@
 // its source files share. Not for other code; see dispatcher.hpp.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -19,6 +22,10 @@
 #include "runtime/routing.hpp"
 
 namespace brd::dispatch {
+
+// Bounds of the dispatcher's requests to the local state actor.
+inline constexpr auto store_timeout = std::chrono::seconds(10);
+inline constexpr uint64_t scan_all = 10'000'000; // rows: no limit in practice
 
 using diff_atom = caf::atom_constant<caf::atom("diff")>;
 
@@ -76,12 +83,19 @@ std::string target_url(const dispatcher_state& st, const std::string& deploy_id)
 io::task_record progress_row(io::task_record row);
 bool was_superseded(const io::task_record& progress_row);
 
-// Writes the deployment and its task rows, posts pending statuses, and hands
-// each assigned task to its node once its row is durable. The slots carry
-// prefilled records (role, node, kind, state, attempt); ids and common
-// fields are filled here. Returns the number of tasks.
+// Called once the deployment record is durable (no error), or with the
+// store's error (the deployment was dropped: nothing ran, nothing posted).
+using recorded_callback = std::function<void(const caf::error&)>;
+
+// Writes the deployment record and, once it is durable, posts pending
+// statuses, hands each assigned task to its node and writes the rows of
+// unassigned ones; then calls `recorded` (when set). A write that fails
+// drops the deployment with a logged error. The slots carry prefilled
+// records (role, node, kind, state, attempt); ids and common fields are
+// filled here. Returns the number of tasks.
 size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
-                        std::vector<task_slot> slots, int64_t received_ns);
+                        std::vector<task_slot> slots, int64_t received_ns,
+                        recorded_callback recorded = {});
 
 // Slots for planned tasks of a push (kind deploy).
 std::vector<task_slot> slots_for(const std::vector<planned_task>& planned);

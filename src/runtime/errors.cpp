@@ -1,6 +1,7 @@
 #include "runtime/errors.hpp"
 
 #include <caf/message.hpp>
+#include <caf/sec.hpp>
 
 namespace brd {
 
@@ -27,6 +28,16 @@ caf::error make_error(brd_errc code, std::string what) {
 bool has_code(const caf::error& err, brd_errc code) {
   return err.category() == caf::atom("brd")
          && err.code() == static_cast<uint8_t>(code);
+}
+
+int http_status_of(const caf::error& err) {
+  if (has_code(err, brd_errc::refused))
+    return 400;
+  if (has_code(err, brd_errc::disk_full))
+    return 507; // Insufficient Storage
+  if (err == caf::sec::request_timeout || has_code(err, brd_errc::timeout))
+    return 504;
+  return 500;
 }
 
 std::string describe(const caf::error& err) {

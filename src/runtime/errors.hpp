@@ -32,6 +32,10 @@ std::string describe(const caf::error& err);
 // True when `err` is BlackRoad's error `code`.
 bool has_code(const caf::error& err, brd_errc code);
 
+// The HTTP status for a request that failed with `err` in the store or an
+// actor: 400 refused, 507 disk full, 504 timeout, 500 otherwise.
+int http_status_of(const caf::error& err);
+
 } // namespace brd
 
 // Category "brd": errors travel between nodes with this category.

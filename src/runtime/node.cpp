@@ -177,14 +177,7 @@ caf::expected<Reply> ask_state(caf::actor_system& sys, const state_actor& st,
 }
 
 io::http_response state_failure(const caf::error& err) {
-  int status = 500;
-  if (has_code(err, brd_errc::refused))
-    status = 400;
-  else if (has_code(err, brd_errc::disk_full))
-    status = 507; // Insufficient Storage
-  else if (err == caf::sec::request_timeout || has_code(err, brd_errc::timeout))
-    status = 504;
-  return json_reply(status, {{"error", describe(err)}});
+  return json_reply(http_status_of(err), {{"error", describe(err)}});
 }
 
 // The value is shown decoded (msgpack -> JSON) and as hex bytes.

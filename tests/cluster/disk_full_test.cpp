@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
+#include "deploy_fixture.hpp"
 #include "harness.hpp"
 #include "state_client.hpp"
 
@@ -55,6 +57,23 @@ private:
   std::string problem_;
 };
 
+// Fills `disk` (mounted on `at`'s data directory), then writes large rows to
+// `at` until the store runs out of the space it set aside for its log.
+// Returns the refusal (status 0: none came); `write` is called for every
+// row, so callers can note what was acknowledged.
+template <class Write>
+reply fill_until_refused(const small_disk& disk, const std::string& data_dir, Write write) {
+  disk.fill(data_dir + "/filler");
+  std::string big(60'000, 'b');
+  reply refused;
+  for (int i = 0; i < 400 && refused.status == 0; ++i) {
+    auto r = write("full-" + std::to_string(i), record({{"blob", big}}));
+    if (r.status != 201)
+      refused = r;
+  }
+  return refused;
+}
+
 } // namespace
 
 TEST_CASE("a full disk refuses writes with 507, keeps serving, resumes when space is back and "
@@ -80,17 +99,8 @@ TEST_CASE("a full disk refuses writes with 507, keeps serving, resumes when spac
   for (int i = 0; i < 20; ++i)
     REQUIRE(write("before-" + std::to_string(i), record({{"i", i}})).status == 201);
 
-  // Fill the disk, then write large values until the store runs out of the
-  // space it set aside for its log.
   auto filler = fl.data_dir("a") + "/filler";
-  disk.fill(filler);
-  std::string big(60'000, 'b');
-  reply refused;
-  for (int i = 0; i < 400 && refused.status == 0; ++i) {
-    auto r = write("full-" + std::to_string(i), record({{"blob", big}}));
-    if (r.status != 201)
-      refused = r;
-  }
+  auto refused = fill_until_refused(disk, fl.data_dir("a"), write);
   INFO("refusal: " << refused.status << " " << refused.body);
   REQUIRE(refused.status != 0);
   CHECK(refused.status == 507);
@@ -121,4 +131,46 @@ TEST_CASE("a full disk refuses writes with 507, keeps serving, resumes when spac
     CHECK(missing == "");
   }
   CHECK(ms_until_converged(nodes, 5s) >= 0);
+}
+
+TEST_CASE("a webhook to an edge node whose disk is full gets 507 and starts nothing; its "
+          "redelivery deploys once space is back") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend"}}}};
+  auto dir = site.nodes().data_dir("edge");
+  small_disk disk{dir, 48};
+  if (!disk.problem().empty()) {
+    MESSAGE("skipped: cannot make a small disk: " << disk.problem());
+    return;
+  }
+  site.start();
+  auto sha = site.commit({{"frontend/app.js", "full"}});
+  endpoint edge{"edge", "127.0.0.1", site.edge_port()};
+  auto refused = fill_until_refused(disk, dir, [&](const std::string& key, const std::string& v) {
+    return call(edge, "PUT", "/api/state/tasks/" + key, v);
+  });
+  REQUIRE_MESSAGE(refused.status == 507, refused.body);
+
+  auto body = push_event(std::string(40, '0'), sha, {"frontend/app.js"}).dump();
+  auto delivery = new_delivery_id();
+  auto r = send_webhook(site.edge_port(), body, site.secret(), delivery);
+  INFO("webhook: " << r.status << " " << r.body);
+  CHECK(r.status == 507);
+  CHECK(r.doc().value("error", "").find("cannot record the deployment") != std::string::npos);
+  CHECK(r.doc().value("error", "").find(dir) != std::string::npos);
+  std::this_thread::sleep_for(1s);
+  CHECK_FALSE(fs::exists(site.out("fe1-frontend.sha")));
+  CHECK(site.github().requests().empty());
+
+  // Space is back: GitHub's redelivery (same delivery id) is taken, once.
+  fs::remove(dir + "/filler");
+  REQUIRE(wait_until([&] {
+    return call(edge, "PUT", "/api/state/tasks/after", record({{"ok", true}})).status == 201;
+  }, 15s, 200ms));
+  auto again = send_webhook(site.edge_port(), body, site.secret(), delivery);
+  REQUIRE_MESSAGE(again.status == 202, again.body);
+  auto d = wait_deployment(site.edge_port(), again.doc().value("deployment", ""), 60s);
+  CHECK_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  CHECK(send_webhook(site.edge_port(), body, site.secret(), delivery).doc().value("status", "")
+        == "duplicate");
 }
