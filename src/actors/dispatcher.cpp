@@ -325,19 +325,16 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
   auto slots = slots_for(plan_tasks(rules, members));
   reply["tasks"] = slots.size();
   auto promise = self->make_response_promise<http_answer>();
+  auto counted = [=, delivery = ev.delivery](const caf::error& err) {
+    if (!err) {
+      count_webhook(self->state, "accepted");
+      return;
+    }
+    self->state.deliveries.erase(delivery); // a redelivery may try again
+    count_webhook(self->state, "store_failed");
+  };
   start_deployment(self, std::move(rec), std::move(slots), wp.received_ns,
-                   [=, delivery = ev.delivery](const caf::error& err) mutable {
-                     if (!err) {
-                       count_webhook(self->state, "accepted");
-                       promise.deliver(answer(202, reply));
-                       return;
-                     }
-                     self->state.deliveries.erase(delivery);
-                     count_webhook(self->state, "store_failed");
-                     promise.deliver(answer(http_status_of(err),
-                                            {{"error", "cannot record the deployment: "
-                                                         + describe(err)}}));
-                   });
+                   answer_when_recorded(promise, std::move(reply), counted));
   return promise;
 }
 

@@ -66,13 +66,18 @@ void mark_rolled_back(dispatcher_ptr self, const std::string& repo, const std::s
                              {"deploy_id", deploy_id}, {"at_ms", now_ms()}}));
 }
 
-http_answer start_rollback(dispatcher_ptr self, const rollback_request& req,
-                           const std::vector<node_name>& nodes,
-                           const std::vector<io::task_record>& history) {
+using answer_promise = caf::typed_response_promise<http_answer>;
+
+// Starts the rollback and answers once its record is durable (or refuses).
+void start_rollback(dispatcher_ptr self, answer_promise promise, const rollback_request& req,
+                    const std::vector<node_name>& nodes,
+                    const std::vector<io::task_record>& history) {
   auto& st = self->state;
   auto plan = plan_rollback(history, req.repo, nodes, req.sha, rolled_back_shas(st, req.repo));
-  if (!plan)
-    return refuse(409, describe(plan.error()));
+  if (!plan) {
+    promise.deliver(refuse(409, describe(plan.error())));
+    return;
+  }
   io::deployment_record rec;
   rec.id = new_deploy_id(st);
   rec.kind = "rollback";
@@ -104,20 +109,26 @@ http_answer start_rollback(dispatcher_ptr self, const rollback_request& req,
   for (const auto& sha : from)
     mark_rolled_back(self, req.repo, sha, rec.id);
   auto id = rec.id;
-  start_deployment(self, std::move(rec), std::move(slots), steady_ns());
-  return answer(202, {{"status", "accepted"}, {"deployment", id},
-                      {"url", target_url(st, id)}, {"steps", steps}});
+  nlohmann::json accepted{{"status", "accepted"}, {"deployment", id},
+                          {"url", target_url(st, id)}, {"steps", steps}};
+  start_deployment(self, std::move(rec), std::move(slots), steady_ns(),
+                   answer_when_recorded(promise, std::move(accepted)));
 }
 
-http_answer start_retry(dispatcher_ptr self, const io::deployment_record& old,
-                        const std::vector<io::task_record>& tasks) {
+// Starts the retry and answers once its record is durable (or refuses).
+void start_retry(dispatcher_ptr self, answer_promise promise, const io::deployment_record& old,
+                 const std::vector<io::task_record>& tasks) {
   auto& st = self->state;
   const auto* repo = find_repo(st.opts.fleet.deploy, old.repo);
-  if (repo == nullptr)
-    return refuse(404, "repository " + old.repo + " is not in the config any more");
+  if (repo == nullptr) {
+    promise.deliver(refuse(404, "repository " + old.repo + " is not in the config any more"));
+    return;
+  }
   auto sha = old.kind == "rollback" ? old.before : old.sha;
-  if (!io::is_commit_id(sha))
-    return refuse(409, "deployment " + old.id + " names no commit to deploy");
+  if (!io::is_commit_id(sha)) {
+    promise.deliver(refuse(409, "deployment " + old.id + " names no commit to deploy"));
+    return;
+  }
   std::vector<route_rule> rules;
   for (const auto& t : tasks) {
     const auto* rule = rule_for_role(*repo, t.role);
@@ -128,9 +139,11 @@ http_answer start_retry(dispatcher_ptr self, const io::deployment_record& old,
   }
   if (rules.empty())
     rules = rules_for(*repo, old.changed);
-  if (rules.empty())
-    return refuse(409, "no rule of " + old.repo + " takes what deployment " + old.id
-                         + " deployed");
+  if (rules.empty()) {
+    promise.deliver(refuse(409, "no rule of " + old.repo + " takes what deployment " + old.id
+                                  + " deployed"));
+    return;
+  }
   auto key = rollback_key(old.repo, sha);
   if (st.rolled_back.erase(key) > 0) {
     delete_row(self, "deployments", key);
@@ -147,10 +160,11 @@ http_answer start_retry(dispatcher_ptr self, const io::deployment_record& old,
   rec.created_at_ms = now_ms();
   auto id = rec.id;
   auto members = route_members(st.opts.fleet, st.members);
-  auto n = start_deployment(self, std::move(rec), slots_for(plan_tasks(rules, members)),
-                            steady_ns());
-  return answer(202, {{"status", "accepted"}, {"deployment", id}, {"retry_of", old.id},
-                      {"tasks", n}, {"url", target_url(st, id)}});
+  auto slots = slots_for(plan_tasks(rules, members));
+  nlohmann::json accepted{{"status", "accepted"}, {"deployment", id}, {"retry_of", old.id},
+                          {"tasks", slots.size()}, {"url", target_url(st, id)}};
+  start_deployment(self, std::move(rec), std::move(slots), steady_ns(),
+                   answer_when_recorded(promise, std::move(accepted)));
 }
 
 } // namespace
@@ -170,7 +184,7 @@ caf::result<http_answer> rollback(dispatcher_ptr self, const rollback_request& r
                 std::string{}, scan_all)
     .then(
       [=](std::vector<state_row>& rows) mutable {
-        promise.deliver(start_rollback(self, req, targets, decode_tasks(rows)));
+        start_rollback(self, promise, req, targets, decode_tasks(rows));
       },
       [=](caf::error& err) mutable {
         promise.deliver(refuse(503, "cannot read the task history: " + describe(err)));
@@ -203,7 +217,7 @@ caf::result<http_answer> retry(dispatcher_ptr self, const std::string& deploy_id
                       std::string{"tasks"}, deploy_id + "/", uint64_t{10000})
           .then(
             [=](std::vector<state_row>& task_rows) mutable {
-              promise.deliver(start_retry(self, *old, decode_tasks(task_rows)));
+              start_retry(self, promise, *old, decode_tasks(task_rows));
             },
             fail);
       },

@@ -341,6 +341,19 @@ void dispatch_recorded(dispatcher_ptr self, const std::string& id) {
 
 } // namespace
 
+recorded_callback answer_when_recorded(caf::typed_response_promise<http_answer> promise,
+                                       nlohmann::json accepted, recorded_callback before) {
+  return [=](const caf::error& err) mutable {
+    if (before)
+      before(err);
+    if (!err)
+      promise.deliver(answer(202, accepted));
+    else
+      promise.deliver(answer(http_status_of(err),
+                             {{"error", "cannot record the deployment: " + describe(err)}}));
+  };
+}
+
 size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
                         std::vector<task_slot> slots, int64_t received_ns,
                         recorded_callback recorded) {

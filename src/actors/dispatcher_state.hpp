@@ -97,6 +97,13 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
                         std::vector<task_slot> slots, int64_t received_ns,
                         recorded_callback recorded = {});
 
+// A recorded_callback that answers `promise`: 202 with `accepted` once the
+// record is durable, else the store's status (507 disk full, ...) with
+// "cannot record the deployment: ...". `before` (when set) runs first.
+recorded_callback answer_when_recorded(caf::typed_response_promise<http_answer> promise,
+                                       nlohmann::json accepted,
+                                       recorded_callback before = {});
+
 // Slots for planned tasks of a push (kind deploy).
 std::vector<task_slot> slots_for(const std::vector<planned_task>& planned);
 
