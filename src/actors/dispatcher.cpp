@@ -410,7 +410,9 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
     [=](retry_atom, const std::string& id) { return retry(self, id); },
     [=](const state_entry& e) {
       if (e.table == "deployments") {
-        on_deployments_row(self->state, e);
+        // Our own rows (delivery ids, rollback marks) are in memory already.
+        if (e.origin != self->state.opts.self)
+          on_deployments_row(self->state, e);
       } else if (e.table == "tasks" && !e.tombstone) {
         if (auto row = io::decode<io::task_record>(e.value))
           on_task_row(self, *row);
