@@ -36,6 +36,7 @@
 #include "io/workspace.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
+#include "runtime/routing.hpp"
 
 namespace brd {
 
@@ -304,6 +305,12 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
   auto& st = self->state;
   auto i = st.waiting.find(newer.repo);
   if (newer.kind != "deploy" || i == st.waiting.end())
+    return;
+  // Every node has the fleet config: the rule says whether this role's
+  // commits may be skipped (`supersede = false`: each one runs).
+  const auto* repo = find_repo(st.opts.fleet.deploy, newer.repo);
+  const auto* rule = repo != nullptr ? rule_for_role(*repo, newer.role) : nullptr;
+  if (rule != nullptr && !rule->supersede)
     return;
   auto& queue = i->second;
   auto now = now_ms();

@@ -33,7 +33,8 @@ constexpr key_spec repo_keys[] = {
 constexpr key_spec rule_keys[] = {
   {"paths", "[\"frontend/**\"]"}, {"role", "\"frontend\""},
   {"script", "[\"scripts/deploy.sh\", \"--prod\"]"},
-  {"placement", "\"all\""},       {"timeout_s", "600"}};
+  {"placement", "\"all\""},       {"timeout_s", "600"},
+  {"supersede", "false"}};
 
 void get_string(report& out, const scope& s, std::string_view key,
                 std::string& into, bool required = false) {
@@ -118,6 +119,8 @@ std::optional<route_rule> read_rule(report& out, const toml::table& table,
              {{"all", placement::all}, {"one", placement::one}});
   if (auto v = get_at_least(out, s, "timeout_s", 1))
     rule.timeout = std::chrono::seconds{*v};
+  if (auto v = get<bool>(out, s, "supersede", false))
+    rule.supersede = *v;
   if (out.size() != before)
     return std::nullopt;
   return rule;

@@ -33,6 +33,11 @@ struct route_rule {
   std::vector<std::string> script; // argv, run in the checkout; never a shell string
   brd::placement placement = placement::all;
   std::chrono::seconds timeout{600};
+  // A newer push of the same repository and ref replaces this role's task
+  // still queued on a node ("superseded", counted as success). False for
+  // roles whose every commit must run, such as tests: an untested commit
+  // must not get a green status.
+  bool supersede = true;
 };
 
 struct repo_config {

@@ -84,14 +84,17 @@ const toml::node* lookup(report& out, const scope& s, std::string_view key,
 void wrong_type(report& out, const scope& s, std::string_view key,
                 const toml::node& n, std::string_view expected);
 
-// The value of `key` if it has type T (std::string or int64_t).
+// The value of `key` if it has type T (std::string, int64_t or bool).
 template <class T>
 std::optional<T> get(report& out, const scope& s, std::string_view key, bool required) {
   const auto* n = lookup(out, s, key, required);
   if (n && n->is<T>())
     return n->as<T>()->get();
   if (n)
-    wrong_type(out, s, key, *n, std::is_same_v<T, std::string> ? "a string" : "an integer");
+    wrong_type(out, s, key, *n,
+               std::is_same_v<T, std::string> ? "a string"
+               : std::is_same_v<T, bool>      ? "true or false"
+                                              : "an integer");
   return std::nullopt;
 }
 

@@ -133,7 +133,10 @@ struct fixture {
   brd::deployer_actor deployer;
   int next_task = 0;
 
-  explicit fixture(size_t max_parallel = 2, std::chrono::seconds long_build = 300s) {
+  // With `supersede` false, the fleet config's rule for role "web" says
+  // every commit runs (route_rule::supersede).
+  explicit fixture(size_t max_parallel = 2, std::chrono::seconds long_build = 300s,
+                   bool supersede = true) {
     fs::create_directories(work);
     git(work, {"init", "-q"});
     write_file(work / "scripts" / "build.sh", build_script);
@@ -142,6 +145,17 @@ struct fixture {
     opts.fleet.cluster = "test";
     opts.fleet.deploy.settings.max_parallel = max_parallel;
     opts.fleet.deploy.alerts.long_build = long_build;
+    if (!supersede) {
+      brd::repo_config repo;
+      repo.name = "blackroad/*";
+      brd::route_rule web;
+      web.paths = {"**"};
+      web.role = "web";
+      web.script = {"scripts/build.sh"};
+      web.supersede = false;
+      repo.rules.push_back(web);
+      opts.fleet.deploy.repos.push_back(repo);
+    }
     opts.self = "pi-1";
     opts.data_dir = data_dir.string();
     opts.state = sink;
@@ -208,6 +222,18 @@ struct fixture {
       .receive([&](std::string& id) { reply = id; },
                [&](caf::error& err) { reply = "error: " + brd::describe(err); });
     return reply;
+  }
+
+  // Three deploys of the same role sent at once: the first runs for a
+  // second, so the second and third wait behind it. Returns their tasks.
+  std::vector<brd::deploy_task> send_three() {
+    std::vector<brd::deploy_task> out;
+    for (const auto& files : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"slow", "1"}}, {{"slow", ""}}, {}})
+      out.push_back(task(commit(files)));
+    for (const auto& t : out)
+      REQUIRE(send(t) == t.task_id);
+    return out;
   }
 
   // Sends the task and waits for its end.
@@ -427,12 +453,9 @@ TEST_CASE("tasks of one repository run in arrival order, other repositories in p
 
 TEST_CASE("a newer deploy of the same role supersedes the one still waiting, which never runs") {
   fixture f;
-  auto first = f.commit({{"slow", "1"}});
-  auto second = f.commit({{"slow", ""}});
-  auto third = f.commit({});
-  auto t1 = f.task(first), t2 = f.task(second), t3 = f.task(third);
-  for (const auto& t : {t1, t2, t3})
-    REQUIRE(f.send(t) == t.task_id);
+  auto tasks = f.send_three();
+  const auto &t1 = tasks[0], &t2 = tasks[1], &t3 = tasks[2];
+  auto third = t3.sha;
   auto r2 = f.wait_final(t2);
   CHECK(r2.state == "superseded");
   CHECK(r2.reason == "superseded by " + third.substr(0, 12) + " (" + t3.deploy_id + ")");
@@ -449,6 +472,21 @@ TEST_CASE("a newer deploy of the same role supersedes the one still waiting, whi
   CHECK(f.counted("superseded") == 1);
   for (const auto& e : f.runs())
     CHECK(e.deploy_id != t2.deploy_id);
+}
+
+TEST_CASE("with supersede = false in the role's rule, every waiting deploy runs in order") {
+  fixture f{2, 300s, false};
+  auto tasks = f.send_three();
+  const auto &t1 = tasks[0], &t2 = tasks[1], &t3 = tasks[2];
+  for (const auto& t : tasks)
+    CHECK(f.wait_final(t).state == "succeeded");
+  CHECK(f.counted("superseded") == 0);
+  strings started;
+  for (const auto& e : f.runs())
+    if (e.what == "start")
+      started.push_back(e.deploy_id);
+  CHECK(started == strings{t1.deploy_id, t2.deploy_id, t3.deploy_id});
+  CHECK(f.active() == t3.sha);
 }
 
 TEST_CASE("a push to another branch does not supersede a waiting deploy") {

@@ -28,6 +28,13 @@ std::string parse_error(const std::string& extra) {
   return describe(cfg.error());
 }
 
+// One repository with one rule of role `role`; `extra` adds keys to the rule.
+std::string one_rule(const std::string& extra, const std::string& role = "frontend",
+                     const std::string& script = R"(["s"])") {
+  return "\n[[repo]]\nname = \"acme/*\"\nremote = \"x\"\n  [[repo.rule]]\n"
+         "  paths = [\"a/**\"]\n  role = \"" + role + "\"\n  script = " + script + "\n" + extra;
+}
+
 } // namespace
 
 TEST_CASE("a fleet without deploy sections gets the defaults") {
@@ -67,6 +74,7 @@ on_branch_delete = "deploy"
   script = ["scripts/build.sh", "--prod"]
   placement = "one"
   timeout_s = 60
+  supersede = false
 )",
                                 "deploy.toml");
   REQUIRE(cfg);
@@ -85,6 +93,7 @@ on_branch_delete = "deploy"
   CHECK(rule.script == std::vector<std::string>{"scripts/build.sh", "--prod"});
   CHECK(rule.placement == placement::one);
   CHECK(rule.timeout == std::chrono::seconds{60});
+  CHECK_FALSE(rule.supersede);
 }
 
 TEST_CASE("a rule whose script is a string, not an argv array, is refused") {
@@ -103,17 +112,17 @@ remote = "x"
 }
 
 TEST_CASE("an unknown placement names the choices") {
-  auto msg = parse_error(R"(
-[[repo]]
-name = "acme/*"
-remote = "x"
-  [[repo.rule]]
-  paths = ["a/**"]
-  role = "frontend"
-  script = ["s"]
-  placement = "some"
-)");
+  auto msg = parse_error(one_rule("  placement = \"some\"\n"));
   CHECK(msg.find("repo[0].rule[0].placement: unknown value \"some\"; fix: use one of all, one")
+        != std::string::npos);
+}
+
+TEST_CASE("rules supersede by default, and supersede must be true or false") {
+  auto cfg = parse_fleet_config(nodes + one_rule(""), "deploy.toml");
+  REQUIRE(cfg);
+  CHECK(cfg->deploy.repos[0].rules[0].supersede);
+  auto msg = parse_error(one_rule("  supersede = \"no\"\n", "tests"));
+  CHECK(msg.find("repo[0].rule[0].supersede: expected true or false, found a string")
         != std::string::npos);
 }
 
@@ -138,4 +147,9 @@ TEST_CASE("the shipped seed fleet routes the seed's paths") {
   REQUIRE(cfg);
   REQUIRE(cfg->deploy.repos.size() == 1);
   CHECK(cfg->deploy.repos[0].rules.size() == 4);
+  // Tests run for every commit; deploys may skip to the newest.
+  for (const auto& rule : cfg->deploy.repos[0].rules) {
+    CAPTURE(rule.role);
+    CHECK(rule.supersede == (rule.role != "tests"));
+  }
 }
