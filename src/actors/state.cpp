@@ -71,7 +71,15 @@ std::string reason_label(const std::string& sentence) {
 }
 
 void refused(replica& st, const std::string& label, const std::string& why) {
-  log::state()->warn("refused replicated input: {}", why);
+  constexpr auto quiet = std::chrono::minutes(1);
+  auto kind = label + " " + why.substr(0, why.find(':')); // "gap from b"
+  auto now = clock::now();
+  auto [last, first] = st.refusals_logged.try_emplace(kind, now);
+  if (first || now - last->second >= quiet) {
+    last->second = now;
+    log::state()->warn("refused replicated input: {}{}", why,
+                       first ? "" : " (repeats: brnode_state_rejected_total; logged once a minute)");
+  }
   if (st.metrics.registry != nullptr)
     st.metrics.registry
       ->counter("brnode_state_rejected_total",

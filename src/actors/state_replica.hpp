@@ -155,6 +155,10 @@ struct replica {
   std::map<std::string, std::vector<caf::actor>> subscribers; // by table
   uint64_t ticks = 0;
   instruments metrics;
+  // When each kind of refusal (reason and sender) was last logged: a peer
+  // that keeps sending what we refuse (a clock far ahead) is logged once a
+  // minute, and counted every time.
+  std::map<std::string, clock::time_point> refusals_logged;
   // A store without writes of our own may have lost them (a wiped data
   // directory): until every peer answered, or relearn_grace passed, local
   // writes wait, so new ones never reuse a seq the peers hold.

@@ -284,10 +284,12 @@ TEST_CASE("a node cut off from one origin gets its writes through a third node")
 
 namespace {
 
+// An entry stamped now (plus `ahead`, a clock that runs fast).
 brd::state_entry forged_entry(const std::string& origin, uint64_t seq, std::string value,
-                              const std::string& key) {
+                              const std::string& key,
+                              std::chrono::milliseconds ahead = std::chrono::milliseconds{0}) {
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
+                  std::chrono::system_clock::now().time_since_epoch() + ahead)
                   .count();
   return {"tasks", key, std::move(value), false,
           brd::make_hlc(static_cast<uint64_t>(now_ms), 0), origin, seq};
@@ -334,6 +336,8 @@ TEST_CASE("forged replication input is refused with a logged reason and changes 
             forged_entry("b", b_seq + 6, valid, "forged-after-gap")}}},
     {"unknown_origin", "unknown node 'mallory'",
      {"b", {forged_entry("mallory", 1, valid, "forged-origin")}}},
+    {"clock_ahead", "clock ahead",
+     {"b", {forged_entry("b", b_seq + 1, valid, "forged-future", std::chrono::hours{1})}}},
   };
   for (auto& c : cases) {
     CAPTURE(c.reason);
@@ -353,7 +357,8 @@ TEST_CASE("forged replication input is refused with a logged reason and changes 
   for (const auto& n : nodes) {
     CAPTURE(n.name);
     CHECK(digest(n) == before);
-    for (const auto& key : {"forged-corrupt", "forged-gap", "forged-after-gap", "forged-origin"})
+    for (const auto& key :
+         {"forged-corrupt", "forged-gap", "forged-after-gap", "forged-origin", "forged-future"})
       CHECK(call(n, "GET", std::string{"/api/state/tasks/"} + key).status == 404);
   }
   // And a keeps serving and replicating.
