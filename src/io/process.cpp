@@ -162,6 +162,15 @@ bool reap(pid_t pid, int& status, bool block) {
 }
 
 // process_spec::group_file while the child runs: holds its process group id.
+// This boot of the machine (the kernel's random boot id), or "" when unknown.
+std::string boot_id() {
+  std::ifstream in{"/proc/sys/kernel/random/boot_id"};
+  std::string id;
+  in >> id;
+  return id;
+}
+
+// The group file: the process group id, then the boot id it belongs to.
 class group_file {
 public:
   group_file(std::string path, pid_t pgid) : path_(std::move(path)) {
@@ -169,7 +178,7 @@ public:
       return;
     std::error_code ec;
     fs::create_directories(fs::path{path_}.parent_path(), ec);
-    std::ofstream{path_, std::ios::trunc} << pgid << "\n";
+    std::ofstream{path_, std::ios::trunc} << pgid << "\n" << boot_id() << "\n";
   }
   ~group_file() {
     if (!path_.empty())
@@ -278,11 +287,15 @@ caf::expected<process_result> run_process(const process_spec& spec) {
 int kill_stale_group(const std::string& group_file) {
   std::ifstream in{group_file};
   long pgid = 0;
-  if (!(in >> pgid) || pgid <= 1)
-    return 0;
+  std::string boot;
+  in >> pgid >> boot;
   in.close();
   int killed = 0;
-  if (group_alive(static_cast<pid_t>(pgid)) && ::kill(static_cast<pid_t>(-pgid), SIGKILL) == 0)
+  // After a reboot the number names some other group (early daemons get
+  // small pids): only a group of this boot is ours.
+  auto ours = pgid > 1 && !boot.empty() && boot == boot_id();
+  if (ours && group_alive(static_cast<pid_t>(pgid))
+      && ::kill(static_cast<pid_t>(-pgid), SIGKILL) == 0)
     killed = static_cast<int>(pgid);
   ::unlink(group_file.c_str());
   return killed;

@@ -91,9 +91,11 @@ caf::expected<process_result> run_process(const process_spec& spec);
 // For a group_file left behind by a run_process that never returned (this
 // process was killed): SIGKILL to every live member of that process group,
 // then the file is removed. Returns the group id killed, or 0 when the file
-// is unreadable or the group has no live member. Group ids are not reused
-// while any member lives, so a file younger than the machine's uptime names
-// the right group as long as one of its members still runs.
+// is unreadable, was written before the machine's last reboot (the file
+// holds the boot id; after a reboot the number is someone else's), or the
+// group has no live member. Group ids are not reused while any member
+// lives, so within one boot the file names the right group as long as one
+// of its members still runs.
 int kill_stale_group(const std::string& group_file);
 
 // How many members of process group `pgid` are alive (zombies are dead), as

@@ -320,6 +320,33 @@ TEST_CASE("a runner killed with SIGKILL takes its child along, and kill_stale_gr
   CHECK(brd::io::kill_stale_group(group_file) == 0);
 }
 
+TEST_CASE("kill_stale_group leaves alone a group named by a file from before a reboot") {
+  temp_dir tmp;
+  auto file = tmp.sub("running/old.pgid");
+  fs::create_directories(tmp.sub("running"));
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::setpgid(0, 0);
+    ::execlp("sleep", "sleep", "30", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::setpgid(child, child);
+  std::this_thread::sleep_for(100ms);
+  // The same number, another boot: not ours, so not killed.
+  std::ofstream{file} << child << "\n" << "00000000-0000-0000-0000-000000000000\n";
+  CHECK(brd::io::kill_stale_group(file) == 0);
+  CHECK_FALSE(fs::exists(file));
+  CHECK(::kill(child, 0) == 0);
+  // An old file without a boot id is not trusted either.
+  std::ofstream{file} << child << "\n";
+  CHECK(brd::io::kill_stale_group(file) == 0);
+  CHECK(::kill(child, 0) == 0);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+}
+
 TEST_CASE("the group file exists while the child runs and is gone after") {
   temp_dir tmp;
   process_spec spec;
@@ -327,6 +354,10 @@ TEST_CASE("the group file exists while the child runs and is gone after") {
   spec.group_file = tmp.sub("g/pgid");
   auto result = run_process(spec);
   REQUIRE(result);
-  CHECK(result->tail == std::to_string(result->pid) + "\n");
+  // The group id, then this boot's id (kill_stale_group trusts no other boot).
+  std::ifstream boot{"/proc/sys/kernel/random/boot_id"};
+  std::string boot_id;
+  boot >> boot_id;
+  CHECK(result->tail == std::to_string(result->pid) + "\n" + boot_id + "\n");
   CHECK_FALSE(fs::exists(spec.group_file));
 }
