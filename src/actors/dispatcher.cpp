@@ -242,8 +242,10 @@ caf::behavior diff_worker(caf::event_based_actor*) {
   }};
 }
 
+// For a push whose changed files come from git: the reply (202) went
+// already; `recorded` hears whether the deployment could be recorded.
 void diff_then_start(dispatcher_ptr self, io::deployment_record rec, std::string remote,
-                     int64_t received_ns) {
+                     int64_t received_ns, recorded_callback recorded) {
   auto& st = self->state;
   auto dir = st.diff_root + "/" + rec.repo;
   auto before = io::is_commit_id(rec.before) ? rec.before : std::string(40, '0');
@@ -256,7 +258,8 @@ void diff_then_start(dispatcher_ptr self, io::deployment_record rec, std::string
         changed.resize(std::min<size_t>(changed.size(), 100));
         rec.changed = std::move(changed);
         auto members = route_members(self->state.opts.fleet, self->state.members);
-        start_deployment(self, rec, slots_for(plan_tasks(rules, members)), received_ns);
+        start_deployment(self, rec, slots_for(plan_tasks(rules, members)), received_ns,
+                         recorded);
       },
       [=](caf::error& err) mutable {
         log::deploy()->warn("deployment {}: cannot compute the changed files of {}@{}: {}",
@@ -312,7 +315,13 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
   nlohmann::json reply{{"status", "accepted"}, {"deployment", rec.id},
                        {"url", target_url(st, rec.id)}};
   if (needs_git_diff(ev)) {
-    diff_then_start(self, std::move(rec), remote_url(*repo, ev.repo), wp.received_ns);
+    // Answered before the diff; if the record then cannot be written, a
+    // redelivery of this webhook must not count as a duplicate.
+    auto forget = [=, delivery = ev.delivery](const caf::error& err) {
+      if (err)
+        self->state.deliveries.erase(delivery);
+    };
+    diff_then_start(self, std::move(rec), remote_url(*repo, ev.repo), wp.received_ns, forget);
     count_webhook(st, "accepted");
     return answer(202, reply);
   }

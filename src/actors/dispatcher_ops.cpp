@@ -111,8 +111,17 @@ void start_rollback(dispatcher_ptr self, answer_promise promise, const rollback_
   auto id = rec.id;
   nlohmann::json accepted{{"status", "accepted"}, {"deployment", id},
                           {"url", target_url(st, id)}, {"steps", steps}};
+  // A rollback that cannot be recorded did not happen: its marks go too.
+  auto unmark = [=, repo = req.repo](const caf::error& err) {
+    if (!err)
+      return;
+    for (const auto& sha : from) {
+      self->state.rolled_back.erase(rollback_key(repo, sha));
+      delete_row(self, "deployments", rollback_key(repo, sha));
+    }
+  };
   start_deployment(self, std::move(rec), std::move(slots), steady_ns(),
-                   answer_when_recorded(promise, std::move(accepted)));
+                   answer_when_recorded(promise, std::move(accepted), unmark));
 }
 
 // Starts the retry and answers once its record is durable (or refuses).
