@@ -1,5 +1,6 @@
-// Deployments in flight: writing their rows, handing tasks to deployers,
-// following task rows, statuses, alerts, and nodes lost mid-task.
+// Deployments in flight: writing their records, handing tasks to deployers,
+// following task rows, statuses and alerts (nodes lost mid-task:
+// dispatcher_loss.cpp).
 #include <algorithm>
 #include <functional>
 
@@ -83,57 +84,10 @@ deploy_task to_message(const dispatcher_state& st, const task_slot& slot) {
   return m;
 }
 
-// Fails a task on the dispatcher's word. A task row belongs to the node it
-// names, so the verdict goes into the deployment record; only a row without
-// a node is the dispatcher's to write.
-void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
-                       const std::string& reason) {
-  auto& r = slot.record;
-  r.state = "failed";
-  r.reason = reason;
-  r.finished_at_ms = now_ms();
-  if (r.node.empty()) {
-    write_task(self, r);
-    return;
-  }
-  p.record.verdicts[r.task_id] = reason;
-  put_row(self, "deployments", p.record.id, io::encode(p.record));
-}
 
-// A task of an active deployment that has not ended yet.
-struct open_task {
-  deploy_progress* deployment = nullptr;
-  task_slot* slot = nullptr;
-  explicit operator bool() const { return slot != nullptr; }
-};
 
-// Deployment `id` while it is followed, or nullptr.
-deploy_progress* find_active(dispatcher_state& st, const std::string& id) {
-  auto i = st.active.find(id);
-  return i == st.active.end() ? nullptr : &i->second;
-}
 
-// Task `task_id` of deployment `id`, unless the deployment or the task ended.
-open_task find_open_task(dispatcher_state& st, const std::string& id,
-                         const std::string& task_id) {
-  auto* p = find_active(st, id);
-  if (p == nullptr)
-    return {};
-  auto t = p->tasks.find(task_id);
-  if (t == p->tasks.end() || is_final_state(t->second.record.state))
-    return {};
-  return {p, &t->second};
-}
 
-void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
-               const std::string& reason) {
-  auto task = find_open_task(self->state, id, task_id);
-  if (!task)
-    return;
-  log::deploy()->warn("task {}/{} failed: {}", id, task_id, reason);
-  fail_without_node(self, *task.deployment, *task.slot, reason);
-  progress(self, id);
-}
 
 using deployer_callback = std::function<void(caf::actor)>;
 using error_callback = std::function<void(const caf::error&)>;
@@ -173,6 +127,77 @@ void handed_over(dispatcher_ptr self, const std::string& id) {
     st.handover_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
 }
 
+
+
+
+// Every task runs or was superseded: the latency samples. "Every task
+// running" is only observed when none was superseded.
+void observe_started(dispatcher_state& st, deploy_progress& p) {
+  p.running_observed = true;
+  bool any_assigned = false;
+  size_t superseded = 0;
+  for (const auto& [tid, slot] : p.tasks) {
+    any_assigned = any_assigned || !slot.record.node.empty();
+    superseded += !slot.superseded && was_superseded(slot.record) ? 1 : 0;
+  }
+  if (st.dispatch_seconds == nullptr || !any_assigned || p.received_ns <= 0)
+    return;
+  auto seconds = static_cast<double>(steady_ns() - p.received_ns) / 1e9;
+  st.settled_seconds->observe(seconds);
+  if (superseded == 0)
+    st.dispatch_seconds->observe(seconds);
+  else
+    st.superseded_deployments->inc();
+}
+
+} // namespace
+
+// Fails a task on the dispatcher's word. A task row belongs to the node it
+// names, so the verdict goes into the deployment record; only a row without
+// a node is the dispatcher's to write.
+void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
+                       const std::string& reason) {
+  auto& r = slot.record;
+  r.state = "failed";
+  r.reason = reason;
+  r.finished_at_ms = now_ms();
+  if (r.node.empty()) {
+    write_task(self, r);
+    return;
+  }
+  p.record.verdicts[r.task_id] = reason;
+  put_row(self, "deployments", p.record.id, io::encode(p.record));
+}
+
+
+// Deployment `id` while it is followed, or nullptr.
+deploy_progress* find_active(dispatcher_state& st, const std::string& id) {
+  auto i = st.active.find(id);
+  return i == st.active.end() ? nullptr : &i->second;
+}
+
+// Task `task_id` of deployment `id`, unless the deployment or the task ended.
+open_task find_open_task(dispatcher_state& st, const std::string& id,
+                         const std::string& task_id) {
+  auto* p = find_active(st, id);
+  if (p == nullptr)
+    return {};
+  auto t = p->tasks.find(task_id);
+  if (t == p->tasks.end() || is_final_state(t->second.record.state))
+    return {};
+  return {p, &t->second};
+}
+
+void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
+               const std::string& reason) {
+  auto task = find_open_task(self->state, id, task_id);
+  if (!task)
+    return;
+  log::deploy()->warn("task {}/{} failed: {}", id, task_id, reason);
+  fail_without_node(self, *task.deployment, *task.slot, reason);
+  progress(self, id);
+}
+
 void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
   auto task = find_open_task(self->state, id, task_id);
   if (!task)
@@ -195,7 +220,6 @@ void hand_over(dispatcher_ptr self, const std::string& id, const std::string& ta
                 "cannot reach the deployer of node " + node + ": " + describe(err));
     });
 }
-
 
 // Runs a task lost with its node again on another live node of the role.
 void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
@@ -227,28 +251,6 @@ void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
   p.add(next, lost.rule);
   hand_over(self, p.record.id, next.task_id);
 }
-
-// Every task runs or was superseded: the latency samples. "Every task
-// running" is only observed when none was superseded.
-void observe_started(dispatcher_state& st, deploy_progress& p) {
-  p.running_observed = true;
-  bool any_assigned = false;
-  size_t superseded = 0;
-  for (const auto& [tid, slot] : p.tasks) {
-    any_assigned = any_assigned || !slot.record.node.empty();
-    superseded += !slot.superseded && was_superseded(slot.record) ? 1 : 0;
-  }
-  if (st.dispatch_seconds == nullptr || !any_assigned || p.received_ns <= 0)
-    return;
-  auto seconds = static_cast<double>(steady_ns() - p.received_ns) / 1e9;
-  st.settled_seconds->observe(seconds);
-  if (superseded == 0)
-    st.dispatch_seconds->observe(seconds);
-  else
-    st.superseded_deployments->inc();
-}
-
-} // namespace
 
 io::task_record progress_row(io::task_record row) {
   if (row.state == "superseded")
@@ -412,94 +414,6 @@ void on_task_row(dispatcher_ptr self, const io::task_record& row) {
   if (row.state == "superseded" && st.superseded_tasks != nullptr)
     st.superseded_tasks->inc();
   progress(self, row.deploy_id);
-}
-
-void on_node_lost(dispatcher_ptr self, const node_name& node) {
-  auto& st = self->state;
-  std::vector<std::string> lost;
-  std::vector<std::string> ids;
-  for (const auto& [id, p] : st.active)
-    ids.push_back(id);
-  for (const auto& id : ids) {
-    auto& p = st.active.at(id);
-    for (const auto& task_id : p.open_tasks_on(node)) {
-      auto& slot = p.tasks.at(task_id);
-      fail_without_node(self, p, slot, "node lost");
-      lost.push_back(id + "/" + task_id);
-      if (p.record.kind == "deploy" && slot.rule.placement == placement::one)
-        place_again(self, p, slot);
-    }
-    progress(self, id);
-  }
-  if (lost.empty())
-    return;
-  std::string list;
-  for (size_t i = 0; i < lost.size() && i < 5; ++i)
-    list += (i > 0 ? ", " : "") + lost[i];
-  if (lost.size() > 5)
-    list += " and " + std::to_string(lost.size() - 5) + " more";
-  raise_alert(self, "node_offline",
-              "node " + node + " went offline holding " + std::to_string(lost.size())
-                + (lost.size() == 1 ? " task: " : " tasks: ") + list,
-              {}, {}, node);
-}
-
-bool is_alive(const dispatcher_state& st, const node_name& node) {
-  return std::any_of(st.members.begin(), st.members.end(), [&](const member_view& m) {
-    return m.node == node && m.state == member_state::alive;
-  });
-}
-
-// Tasks a restart left without a row (add_unseen_tasks) that still have
-// none after a grace for replication to catch up.
-void settle_unseen(dispatcher_ptr self) {
-  constexpr int64_t grace_ms = 5'000;
-  auto now = now_ms();
-  std::vector<std::pair<std::string, std::string>> unseen;
-  for (auto& [id, p] : self->state.active)
-    for (auto& [task_id, slot] : p.tasks)
-      if (slot.unseen_since_ms > 0 && now - slot.unseen_since_ms > grace_ms
-          && !is_final_state(slot.record.state))
-        unseen.emplace_back(id, task_id);
-  for (const auto& [id, task_id] : unseen) {
-    auto task = find_open_task(self->state, id, task_id);
-    if (!task)
-      continue; // an earlier one of the list settled its deployment
-    task.slot->unseen_since_ms = 0;
-    const auto& node = task.slot->record.node;
-    if (task.deployment->record.kind != "deploy") {
-      fail_task(self, id, task_id, "the dispatcher restarted before node " + node
-                                     + " took the task; retry the deployment");
-    } else if (is_alive(self->state, node)) {
-      log::deploy()->info("task {}/{}: no row from {} since the restart; handing it over again",
-                          id, task_id, node);
-      hand_over(self, id, task_id); // a deployer takes a task once
-    } else {
-      fail_without_node(self, *task.deployment, *task.slot, "node lost");
-      if (task.slot->rule.placement == placement::one)
-        place_again(self, *task.deployment, *task.slot);
-      progress(self, id);
-    }
-  }
-}
-
-void fail_stalled(dispatcher_ptr self) {
-  settle_unseen(self);
-  constexpr int64_t grace_ms = 120'000;
-  auto now = now_ms();
-  std::vector<std::pair<std::string, std::string>> stalled;
-  for (const auto& [id, p] : self->state.active)
-    for (const auto& [task_id, slot] : p.tasks) {
-      const auto& r = slot.record;
-      auto limit_ms = std::chrono::duration_cast<std::chrono::milliseconds>(slot.rule.timeout).count();
-      if (!slot.superseded && r.state == "running" && r.started_at_ms > 0
-          && now - r.started_at_ms > limit_ms + grace_ms)
-        stalled.emplace_back(id, task_id);
-    }
-  for (const auto& [id, task_id] : stalled) {
-    auto node = self->state.active.at(id).tasks.at(task_id).record.node;
-    fail_task(self, id, task_id, "no progress from node " + node);
-  }
 }
 
 } // namespace brd::dispatch

@@ -113,6 +113,38 @@ void progress(dispatcher_ptr self, const std::string& id);
 // A row of the `tasks` table arrived (ours or a deployer's).
 void on_task_row(dispatcher_ptr self, const io::task_record& row);
 
+// A task of an active deployment that has not ended yet.
+struct open_task {
+  deploy_progress* deployment = nullptr;
+  task_slot* slot = nullptr;
+  explicit operator bool() const { return slot != nullptr; }
+};
+
+// Deployment `id` while it is followed, or nullptr.
+deploy_progress* find_active(dispatcher_state& st, const std::string& id);
+
+// Task `task_id` of deployment `id`, unless the deployment or the task ended.
+open_task find_open_task(dispatcher_state& st, const std::string& id,
+                         const std::string& task_id);
+
+// Fails a task on the dispatcher's word: a verdict in the deployment record
+// (a task row belongs to its node); a task without a node gets its row.
+void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
+                       const std::string& reason);
+
+// fail_without_node for an open task, logged, then progress().
+void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
+               const std::string& reason);
+
+// Sends the task to its node's deployer; a node that does not take it
+// fails the task with the reason.
+void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id);
+
+// Runs a task lost with its node again on another live node of the role.
+void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost);
+
+// -- dispatcher_loss.cpp: tasks whose node went away ----------------------------------
+
 // A member went down or left: fail its open tasks, re-place "one" tasks.
 void on_node_lost(dispatcher_ptr self, const node_name& node);
 
