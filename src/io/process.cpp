@@ -162,23 +162,17 @@ bool reap(pid_t pid, int& status, bool block) {
 }
 
 // process_spec::group_file while the child runs: holds its process group id.
-// This boot of the machine (the kernel's random boot id), or "" when unknown.
-std::string boot_id() {
-  std::ifstream in{"/proc/sys/kernel/random/boot_id"};
-  std::string id;
-  in >> id;
-  return id;
-}
-
-// The group file: the process group id, then the boot id it belongs to.
+// The group file (the process group id, then the boot id it belongs to):
+// its directory is made before the start, the child writes it (so it exists
+// before the script can start anything; spawn_child), and it is removed
+// when the run ends.
 class group_file {
 public:
-  group_file(std::string path, pid_t pgid) : path_(std::move(path)) {
+  explicit group_file(std::string path) : path_(std::move(path)) {
     if (path_.empty())
       return;
     std::error_code ec;
     fs::create_directories(fs::path{path_}.parent_path(), ec);
-    std::ofstream{path_, std::ios::trunc} << pgid << "\n" << boot_id() << "\n";
   }
   ~group_file() {
     if (!path_.empty())
@@ -263,6 +257,7 @@ caf::expected<process_result> run_process(const process_spec& spec) {
   if (spec.capture_stdout)
     if (auto err = make_output_pipe(data_read_end, data_write_end))
       return err;
+  group_file group{spec.group_file}; // removed when we return, started or not
   auto start = clock_type::now();
   auto stdout_fd = spec.capture_stdout ? data_write_end.get() : write_end.get();
   auto pid = spawn_child(*program, spec, std::move(env), stdout_fd, write_end.get());
@@ -275,7 +270,6 @@ caf::expected<process_result> run_process(const process_spec& spec) {
   std::vector<channel> channels{{read_end.get(), &logged}};
   if (spec.capture_stdout)
     channels.push_back({data_read_end.get(), &captured});
-  group_file group{spec.group_file, *pid};
   auto result = supervise(*pid, channels, spec, start);
   result.tail = logged.take();
   result.output = captured.take();

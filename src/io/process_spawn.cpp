@@ -142,10 +142,30 @@ namespace {
 // in run_process): PR_SET_PDEATHSIG, so a brnode killed with SIGKILL does not
 // leave its scripts running (see process.hpp for the rest of their group).
 // An exec failure sends errno up `report` (close-on-exec) and exits 127.
+// With `group_path`, the child writes its group id and `boot_line` there
+// before exec, so the file exists before the program can start anything.
 [[noreturn]] void child_after_vfork(const char* program, char* const* argv, char* const* envp,
                                     const char* cwd, int stdout_fd, int stderr_fd, int report,
-                                    pid_t parent) {
+                                    pid_t parent, const char* group_path,
+                                    const char* boot_line) {
   ::setpgid(0, 0);
+  if (group_path != nullptr) {
+    char digits[24];
+    int n = 0;
+    for (auto pid = static_cast<unsigned long>(::getpid()); n == 0 || pid > 0; pid /= 10)
+      digits[n++] = static_cast<char>('0' + pid % 10);
+    char line[32];
+    for (int i = 0; i < n; ++i)
+      line[i] = digits[n - 1 - i];
+    line[n] = '\n';
+    int fd = ::open(group_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ssize_t ignored = ::write(fd, line, static_cast<size_t>(n + 1));
+      ignored = ::write(fd, boot_line, std::strlen(boot_line));
+      (void)ignored;
+      ::close(fd);
+    }
+  }
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig)
@@ -193,10 +213,13 @@ caf::expected<pid_t> spawn_child(const std::string& program, const process_spec&
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t parent = ::getpid();
+  auto boot_line = boot_id() + "\n";
   pid_t pid = ::vfork();
   if (pid == 0)
     child_after_vfork(program.c_str(), argv.data(), envp.data(), cwd, stdout_fd, stderr_fd,
-                      report_write.get(), parent);
+                      report_write.get(), parent,
+                      spec.group_file.empty() ? nullptr : spec.group_file.c_str(),
+                      boot_line.c_str());
   int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   auto where = spec.cwd.empty() ? std::string{} : " in " + spec.cwd;
@@ -217,6 +240,13 @@ caf::expected<pid_t> spawn_child(const std::string& program, const process_spec&
                          + std::strerror(child_errno));
   }
   return pid;
+}
+
+std::string boot_id() {
+  std::ifstream in{"/proc/sys/kernel/random/boot_id"};
+  std::string id;
+  in >> id;
+  return id;
 }
 
 } // namespace brd::io::detail

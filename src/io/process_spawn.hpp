@@ -55,8 +55,13 @@ caf::expected<int> open_log(const std::string& path);
 // A close-on-exec pipe for the child's output.
 caf::error make_output_pipe(fd_owner& read_end, fd_owner& write_end);
 
+// This boot of the machine (the kernel's random boot id), or "" when unknown.
+std::string boot_id();
+
 // Starts the child in its own process group with stdin on /dev/null, stdout
 // and stderr on the given descriptors, and no other descriptor inherited.
+// With spec.group_file (its directory must exist), the child writes its
+// group id and boot_id() there before exec.
 caf::expected<pid_t> spawn_child(const std::string& program, const process_spec& spec,
                                  std::vector<std::string> env, int stdout_fd, int stderr_fd);
 
