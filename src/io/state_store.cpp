@@ -76,9 +76,10 @@ uint64_t wall_now_ms() {
                                  .count());
 }
 
-// Why a timestamp of `origin` is too far ahead of our wall clock, if it is.
-std::optional<std::string> clock_problem(hlc_time hlc, const std::string& origin) {
-  auto now = wall_now_ms();
+// Why a timestamp of `origin` is too far ahead of our wall clock (`now`,
+// read once per batch), if it is.
+std::optional<std::string> clock_problem(hlc_time hlc, const std::string& origin,
+                                         uint64_t now) {
   if (hlc_wall_ms(hlc) <= now + max_clock_ahead_ms)
     return std::nullopt;
   return "stamped " + std::to_string((hlc_wall_ms(hlc) - now) / 1000)
@@ -88,12 +89,12 @@ std::optional<std::string> clock_problem(hlc_time hlc, const std::string& origin
 }
 
 // Why a peer's entry (not yet applied, origin known) is refused, if it is.
-std::optional<std::string> entry_problem(const state_entry& e, uint64_t have) {
+std::optional<std::string> entry_problem(const state_entry& e, uint64_t have, uint64_t now) {
   auto which = "entry " + std::to_string(e.seq) + " from '" + e.origin + "'";
   if (e.seq != have + 1)
     return "gap in sequence from " + e.origin + ": expected "
            + std::to_string(have + 1) + ", got " + std::to_string(e.seq);
-  if (auto ahead = clock_problem(e.hlc, e.origin))
+  if (auto ahead = clock_problem(e.hlc, e.origin, now))
     return which + " " + *ahead;
   if (!is_table(e.table))
     return which + " names unknown table '" + e.table + "'";
@@ -343,6 +344,7 @@ state_store::apply(const std::vector<state_entry>& entries) {
   apply_result result;
   version_vector seen;          // per origin, the highest seq accepted so far
   std::set<std::string> halted; // origins refused in this call
+  auto now = wall_now_ms();
   batch b;
   row_merger rows{db_, b};
   for (const auto& e : entries) {
@@ -357,7 +359,7 @@ state_store::apply(const std::vector<state_entry>& entries) {
     auto& have = seen.try_emplace(e.origin, written(e.origin)).first->second;
     if (e.seq <= have)
       continue; // already applied: idempotent
-    if (auto problem = entry_problem(e, have)) {
+    if (auto problem = entry_problem(e, have, now)) {
       result.refused.push_back(std::move(*problem));
       halted.insert(e.origin);
       continue;
@@ -415,6 +417,7 @@ state_store::apply_snapshot(const state_snapshot& snap) {
     return make_error(brd_errc::io_failure,
                       "snapshot from '" + snap.from + "' refused: " + why);
   };
+  auto now = wall_now_ms();
   for (const auto& [origin, seq] : snap.vv)
     if (!known_origin(origin))
       return refuse("it names unknown node '" + origin + "'");
@@ -426,7 +429,7 @@ state_store::apply_snapshot(const state_snapshot& snap) {
     if (!row.tombstone)
       if (auto problem = value_problem(row.value))
         return refuse(row.table + "/" + row.key + ": " + *problem);
-    if (auto ahead = clock_problem(row.hlc, row.origin))
+    if (auto ahead = clock_problem(row.hlc, row.origin, now))
       return refuse(row.table + "/" + row.key + " " + *ahead);
   }
   std::vector<state_entry> changed;
