@@ -2,7 +2,8 @@
 
 #include <concepts>
 #include <exception>
-#include <map>
+#include <utility>
+#include <vector>
 #include <type_traits>
 
 #include <msgpack.hpp>
@@ -85,7 +86,16 @@ void fields(Visitor&, Record&) {
 
 // -- writing ---------------------------------------------------------------
 
-using packer = msgpack::packer<msgpack::sbuffer>;
+// Packs straight into the record's std::string: msgpack's sbuffer would
+// allocate 8 KiB per record and then be copied.
+struct string_sink {
+  std::string& out;
+  void write(const char* data, size_t size) {
+    out.append(data, size);
+  }
+};
+
+using packer = msgpack::packer<string_sink>;
 
 void pack_name(packer& out, std::string_view name) {
   out.pack_str(static_cast<uint32_t>(name.size()));
@@ -121,14 +131,16 @@ template <class Record>
 std::string encode_record(const Record& x) {
   field_counter counter;
   fields(counter, x);
-  msgpack::sbuffer buf;
-  packer out{buf};
+  std::string bytes;
+  bytes.reserve(64);
+  string_sink sink{bytes};
+  packer out{sink};
   out.pack_map(counter.count + 1);
   pack_name(out, "v");
   out.pack(Record::current_version);
   map_writer writer{out};
   fields(writer, x);
-  return std::string{buf.data(), buf.size()};
+  return bytes;
 }
 
 // -- reading ---------------------------------------------------------------
@@ -138,35 +150,36 @@ std::string encode_record(const Record& x) {
 class map_reader {
 public:
   explicit map_reader(const msgpack::object& map) {
+    by_name_.reserve(map.via.map.size);
     for (uint32_t i = 0; i < map.via.map.size; ++i) {
       const auto& kv = map.via.map.ptr[i];
       if (kv.key.type == msgpack::type::STR)
-        by_name_.emplace(std::string_view{kv.key.via.str.ptr, kv.key.via.str.size},
-                         &kv.val);
+        by_name_.emplace_back(std::string_view{kv.key.via.str.ptr, kv.key.via.str.size},
+                              &kv.val);
     }
   }
 
   bool has(std::string_view name) const {
-    return by_name_.count(name) != 0;
+    return find(name) != nullptr;
   }
 
   template <class T>
   void operator()(std::string_view name, T& value) {
-    auto i = by_name_.find(name);
-    if (!bad_field_.empty() || i == by_name_.end())
+    auto field = find(name);
+    if (!bad_field_.empty() || field == nullptr)
       return;
     try {
-      i->second->convert(value);
+      field->convert(value);
     } catch (const std::exception&) {
       bad_field_ = std::string{name};
     }
   }
 
   void operator()(std::string_view name, binary<std::string> field) {
-    auto i = by_name_.find(name);
-    if (!bad_field_.empty() || i == by_name_.end())
+    auto found = find(name);
+    if (!bad_field_.empty() || found == nullptr)
       return;
-    const auto& value = *i->second;
+    const auto& value = *found;
     if (value.type == msgpack::type::BIN)
       field.bytes.assign(value.via.bin.ptr, value.via.bin.size);
     else if (value.type == msgpack::type::STR)
@@ -181,7 +194,16 @@ public:
   }
 
 private:
-  std::map<std::string_view, const msgpack::object*> by_name_;
+  // The first field of that name, as a map lookup would (records have a
+  // dozen fields, so a scan beats building a tree per record).
+  const msgpack::object* find(std::string_view name) const {
+    for (const auto& [key, value] : by_name_)
+      if (key == name)
+        return value;
+    return nullptr;
+  }
+
+  std::vector<std::pair<std::string_view, const msgpack::object*>> by_name_;
   std::string bad_field_;
 };
 
@@ -196,16 +218,45 @@ msgpack::unpack_limit limits_for(size_t size) {
   return msgpack::unpack_limit{size, size, size, size, size, 32};
 }
 
+// Strings and binaries point into the input instead of being copied into
+// the zone: decode_record converts every field before it returns.
+bool reference_input(msgpack::type::object_type, size_t, void*) {
+  return true;
+}
+
+// The zone decode_record unpacks into, one per thread and reused: a fresh
+// zone would allocate (and free) an 8 KiB chunk for every record.
+class scratch_zone {
+public:
+  scratch_zone() : zone_(zone()) {
+  }
+  ~scratch_zone() {
+    zone_.clear();
+  }
+  scratch_zone(const scratch_zone&) = delete;
+  scratch_zone& operator=(const scratch_zone&) = delete;
+  msgpack::zone& get() {
+    return zone_;
+  }
+
+private:
+  static msgpack::zone& zone() {
+    thread_local msgpack::zone z{2048};
+    return z;
+  }
+  msgpack::zone& zone_;
+};
+
 template <class Record>
 caf::expected<Record> decode_record(std::string_view bytes,
                                     const char* type_name) {
   try {
+    scratch_zone zone;
     size_t offset = 0;
-    auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr,
-                                  nullptr, limits_for(bytes.size()));
+    auto root = msgpack::unpack(zone.get(), bytes.data(), bytes.size(), offset,
+                                reference_input, nullptr, limits_for(bytes.size()));
     if (offset != bytes.size())
       return corrupt(type_name, "has trailing bytes after the map");
-    const auto& root = handle.get();
     if (root.type != msgpack::type::MAP)
       return corrupt(type_name, "is not a msgpack map");
     map_reader reader{root};
