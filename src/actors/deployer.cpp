@@ -6,8 +6,9 @@
 // for that one task, replies with the outcome and quits. The deployer only
 // queues, starts, records and counts, so it never blocks.
 //
-// When the deployer is told to exit (the node stops), running scripts are
-// ended as on a timeout (SIGTERM, then SIGKILL) instead of being waited for;
+// When the deployer is told to exit (the node stops), running scripts and
+// git commands (a fetch from a hung remote) are ended as on a timeout
+// (SIGTERM, then SIGKILL) instead of being waited for;
 // their tasks fail with "cancelled: node N is stopping" in the log, and their
 // rows, still "running", are failed "node lost" by the dispatcher (the node
 // left) and by the next start (recover()).

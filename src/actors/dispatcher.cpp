@@ -1,8 +1,11 @@
 // The dispatcher's intake: loading deliveries and rollback marks, webhook
 // pushes, membership and timers. Deployments in flight are in
-// dispatcher_run.cpp, rollback and retry in dispatcher_ops.cpp.
+// dispatcher_run.cpp, rollback and retry in dispatcher_ops.cpp, the restart
+// path in dispatcher_resume.cpp, lost nodes in dispatcher_loss.cpp.
 #include "actors/dispatcher.hpp"
 
+#include <atomic>
+#include <memory>
 #include <random>
 
 #include <caf/actor_system.hpp>
@@ -94,104 +97,6 @@ void on_deployments_row(dispatcher_state& st, const state_entry& e) {
 
 caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp);
 
-// A task lost with its node and placed again: the later attempt of its role
-// replaces it (the flag itself is not stored).
-void mark_superseded(deploy_progress& p) {
-  for (auto& [id, slot] : p.tasks) {
-    if (slot.record.reason != "node lost")
-      continue;
-    for (const auto& [other_id, other] : p.tasks)
-      if (other.record.role == slot.record.role && other.record.attempt > slot.record.attempt)
-        slot.superseded = true;
-  }
-}
-
-// Our verdicts on tasks (deployment_record::verdicts) over rows that are
-// not final.
-void apply_verdicts(deploy_progress& p) {
-  for (const auto& [task_id, reason] : p.record.verdicts) {
-    auto i = p.tasks.find(task_id);
-    if (i == p.tasks.end() || is_final_state(i->second.record.state))
-      continue;
-    i->second.record.state = "failed";
-    i->second.record.reason = reason;
-  }
-}
-
-// The tasks of a resumed deployment that have no row here: the node may
-// have taken the task and its rows are still on their way, or the hand-over
-// never reached it. Rebuilt from the task id (role@node[.attempt]) and the
-// rule of the role; fail_stalled settles them.
-void add_unseen_tasks(const dispatcher_state& st, deploy_progress& p, const repo_config* repo) {
-  for (const auto& task_id : p.record.task_ids) {
-    if (p.tasks.count(task_id) > 0)
-      continue;
-    auto at = task_id.find('@');
-    if (at == std::string::npos)
-      continue;
-    io::task_record t;
-    t.node = task_id.substr(at + 1);
-    if (st.opts.fleet.find(t.node) == nullptr) { // node.N: a later attempt
-      auto dot = t.node.rfind('.');
-      if (dot == std::string::npos)
-        continue;
-      t.attempt = static_cast<uint32_t>(std::strtoul(t.node.c_str() + dot + 1, nullptr, 10));
-      t.node.resize(dot);
-    }
-    const route_rule* rule = nullptr;
-    if (repo != nullptr)
-      for (const auto& r : repo->rules)
-        if (make_task_id(r.role, t.node, t.attempt) == task_id)
-          rule = &r;
-    t.role = rule ? rule->role : task_id.substr(0, at);
-    t.deploy_id = p.record.id;
-    t.task_id = task_id;
-    t.kind = p.record.kind;
-    t.repo = p.record.repo;
-    t.sha = p.record.sha;
-    t.ref = p.record.ref;
-    t.queued_at_ms = p.record.created_at_ms;
-    p.add(std::move(t), rule ? *rule : route_rule{});
-    if (p.record.verdicts.count(task_id) == 0)
-      p.tasks.at(task_id).unseen_since_ms = now_ms();
-  }
-}
-
-// Re-follows the pending deployments this node created before a restart.
-void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
-  for (const auto& row : rows) {
-    if (row.origin != self->state.opts.self || row.key.rfind(deployment_prefix, 0) != 0)
-      continue;
-    auto rec = io::decode<io::deployment_record>(row.value);
-    if (!rec || rec->state != "pending")
-      continue;
-    self->request(self->state.opts.state, store_timeout, scan_atom::value,
-                  std::string{"tasks"}, rec->id + "/", uint64_t{10000})
-      .then([=](std::vector<state_row>& task_rows) {
-        deploy_progress p;
-        p.record = *rec;
-        p.received_ns = steady_ns();
-        p.running_observed = p.handover_observed = true; // no latency samples
-        const auto* repo = find_repo(self->state.opts.fleet.deploy, rec->repo);
-        for (const auto& tr : task_rows)
-          if (auto t = io::decode<io::task_record>(tr.value)) {
-            const route_rule* rule = repo ? rule_for_role(*repo, t->role) : nullptr;
-            p.add(progress_row(std::move(*t)), rule ? *rule : route_rule{});
-          }
-        add_unseen_tasks(self->state, p, repo);
-        apply_verdicts(p);
-        mark_superseded(p);
-        for (const auto& [ctx, _] : p.role_states())
-          p.posted["blackroad/deploy/" + ctx] = "pending";
-        p.posted["blackroad/deploy"] = "pending";
-        log::deploy()->info("following deployment {} again ({} tasks)", rec->id, p.tasks.size());
-        auto id = rec->id;
-        self->state.active[id] = std::move(p);
-        progress(self, id);
-      });
-  }
-}
-
 void finish_loading(dispatcher_ptr self) {
   auto& st = self->state;
   st.loaded = true;
@@ -227,11 +132,14 @@ void load(dispatcher_ptr self) {
 
 // -- changed paths from git -------------------------------------------------------------
 
-caf::behavior diff_worker(caf::event_based_actor*) {
+// `stopping` turns true when the dispatcher terminates: a fetch from a hung
+// remote is then ended instead of holding the node's stop.
+caf::behavior diff_worker(caf::event_based_actor*,
+                          std::shared_ptr<const std::atomic<bool>> stopping) {
   using result = caf::expected<std::vector<std::string>>;
-  return {[](diff_atom, const std::string& remote, const std::string& dir,
-             const std::string& before, const std::string& after) -> result {
-    if (auto err = io::fetch_repo(remote, dir, std::chrono::minutes{5}))
+  return {[stopping](diff_atom, const std::string& remote, const std::string& dir,
+                     const std::string& before, const std::string& after) -> result {
+    if (auto err = io::fetch_repo(remote, dir, std::chrono::minutes{5}, {}, stopping.get()))
       return err;
     auto diff = io::changed_files(dir, before, after);
     if (diff)
@@ -398,8 +306,10 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
       "brnode_deploy_tasks_superseded_total",
       "Tasks superseded by a newer push of the same repository and role before they ran");
   }
-  st.diff_worker = self->system().spawn<caf::detached>(diff_worker);
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
+  st.diff_worker = self->system().spawn<caf::detached>(diff_worker, stopping);
   self->link_to(st.diff_worker);
+  self->attach_functor([stopping] { stopping->store(true); });
   auto me = caf::actor_cast<caf::actor>(self);
   self->send(st.opts.state, subscribe_atom::value, std::string{"tasks"}, me);
   self->send(st.opts.state, subscribe_atom::value, std::string{"deployments"}, me);

@@ -155,6 +155,13 @@ void on_node_lost(dispatcher_ptr self, const node_name& node);
 // "node lost" when it is not.
 void fail_stalled(dispatcher_ptr self);
 
+// -- dispatcher_resume.cpp: after a restart ------------------------------------------
+
+// Re-follows the pending deployments this node created before a restart
+// (`rows`: the deployments table), with their tasks' rows, our verdicts and
+// the tasks that have no row yet (task_slot::unseen_since_ms).
+void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows);
+
 // -- dispatcher_ops.cpp: rollback and retry ----------------------------------------
 
 caf::result<http_answer> rollback(dispatcher_ptr self, const rollback_request& req);

@@ -22,6 +22,7 @@ struct git_call {
   std::string log_path;
   std::vector<std::pair<std::string, std::string>> env;
   bool capture_stdout = false;
+  const std::atomic<bool>* cancel = nullptr; // see process_spec::cancel
 };
 
 // The last few non-empty lines of git's output, enough to say why it failed.
@@ -51,9 +52,12 @@ caf::expected<process_result> run_git(git_call call) {
   spec.timeout = call.timeout;
   spec.log_path = call.log_path;
   spec.capture_stdout = call.capture_stdout;
+  spec.cancel = call.cancel;
   auto result = run_process(spec);
   if (!result)
     return result.error();
+  if (result->cancelled)
+    return make_error(brd_errc::io_failure, call.what + " cancelled: the node is stopping");
   if (result->timed_out)
     return make_error(brd_errc::timeout, call.what + " timed out after "
                                            + std::to_string(call.timeout.count()) + " ms");
@@ -130,7 +134,12 @@ std::string redact_url(std::string_view url) {
 }
 
 caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir,
-                      milliseconds timeout, const std::string& log_path) {
+                      milliseconds timeout, const std::string& log_path,
+                      const std::atomic<bool>* cancel) {
+  auto run_git = [cancel](git_call call) {
+    call.cancel = cancel;
+    return io::run_git(std::move(call));
+  };
   auto what = "git fetch of " + redact_url(remote_url);
   if (!is_bare_repository(repo_dir)) {
     std::error_code ec;
@@ -157,7 +166,11 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
 
 caf::error checkout(const std::string& repo_dir, const std::string& sha,
                     const std::string& build_dir, milliseconds timeout,
-                    const std::string& log_path) {
+                    const std::string& log_path, const std::atomic<bool>* cancel) {
+  auto run_git = [cancel](git_call call) {
+    call.cancel = cancel;
+    return io::run_git(std::move(call));
+  };
   if (auto err = check_commit_id(sha, "the sha to check out"))
     return err;
   std::error_code ec;

@@ -12,8 +12,14 @@
 // argument that is not a commit id or a build directory that already exists,
 // io_failure for everything else, with the last lines git wrote. Messages
 // name the remote with any user:password removed.
+//
+// fetch_repo and checkout take an optional cancel flag: once it turns true
+// (the node is stopping), the running git command's process group is ended
+// as on a timeout and the call fails with "... cancelled: the node is
+// stopping" (io_failure).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -39,7 +45,8 @@ std::string redact_url(std::string_view url);
 // and tags are exactly the remote's. git's output is appended to `log_path`
 // when given.
 caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir,
-                      std::chrono::milliseconds timeout, const std::string& log_path = {});
+                      std::chrono::milliseconds timeout, const std::string& log_path = {},
+                      const std::atomic<bool>* cancel = nullptr);
 
 // Writes the tree of commit `sha` from `repo_dir` into `build_dir`, which
 // must not exist yet. Files are written into `build_dir`.partial first and
@@ -48,7 +55,7 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
 // build_dir. The repository's HEAD, index and refs are left untouched.
 caf::error checkout(const std::string& repo_dir, const std::string& sha,
                     const std::string& build_dir, std::chrono::milliseconds timeout = std::chrono::minutes{10},
-                    const std::string& log_path = {});
+                    const std::string& log_path = {}, const std::atomic<bool>* cancel = nullptr);
 
 // The paths (repository-relative, sorted, unique) that differ between the
 // trees of commits `before` and `after`; a rename gives both names. When

@@ -47,9 +47,21 @@ std::string file_tail(const std::string& path, size_t bytes) {
   return tail.substr(skip);
 }
 
+std::string stopping_reason(const task_run& j) {
+  return "cancelled: node " + j.node + " is stopping";
+}
+
 task_outcome failed(const task_run& j, const std::string& reason) {
   note(j.log_path, "failed: " + reason);
   return {"failed", -1, reason, file_tail(j.log_path, tail_bytes), now_ms()};
+}
+
+// A git step that failed, or was ended because the node is stopping (the
+// same reason as for a script ended that way).
+task_outcome git_failed(const task_run& j, const caf::error& err) {
+  if (j.cancel && j.cancel->load())
+    return failed(j, stopping_reason(j));
+  return failed(j, describe(err));
 }
 
 process_spec script_spec(const task_run& j, const std::string& build_dir) {
@@ -74,7 +86,7 @@ task_outcome outcome_of(const process_result& r, const task_run& j) {
   task_outcome out{"succeeded", r.exit_code, {}, r.tail, now_ms()};
   if (r.cancelled) {
     out.state = "failed";
-    out.reason = "cancelled: node " + j.node + " is stopping";
+    out.reason = stopping_reason(j);
   } else if (r.timed_out) {
     out.state = "timed_out";
     out.reason = "timed out after " + std::to_string(timeout_s) + " s";
@@ -127,13 +139,14 @@ task_outcome run_deploy(const workspace& ws, const task_run& j) {
     return failed(j, describe(!repo_dir ? repo_dir.error() : build_dir.error()));
   note(j.log_path, "deploying " + t.repo + " " + t.sha + " (" + t.ref + ") for role " + t.role
                      + " on " + j.node + ", attempt " + std::to_string(t.attempt));
-  if (auto err = fetch_repo(t.remote, *repo_dir, git_timeout, j.log_path))
-    return failed(j, describe(err));
+  if (auto err = fetch_repo(t.remote, *repo_dir, git_timeout, j.log_path, j.cancel.get()))
+    return git_failed(j, err);
   if (auto err = ws.prepare_build(t.repo, t.sha))
     return failed(j, describe(err));
-  if (auto err = checkout(*repo_dir, t.sha, *build_dir, git_timeout, j.log_path)) {
+  if (auto err = checkout(*repo_dir, t.sha, *build_dir, git_timeout, j.log_path,
+                          j.cancel.get())) {
     ws.discard_build(t.repo, t.sha);
-    return failed(j, describe(err));
+    return git_failed(j, err);
   }
   return run_script(ws, j, *build_dir);
 }

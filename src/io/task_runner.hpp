@@ -41,8 +41,9 @@ struct task_run {
   // The script's process group id is kept here while it runs
   // (process_spec::group_file); empty: nowhere.
   std::string group_file;
-  // Set when this node stops: the script is ended as on a timeout and the
-  // task fails with a reason saying so (process_spec::cancel).
+  // Set when this node stops: the running git command or script is ended
+  // as on a timeout and the task fails with a reason saying so
+  // (process_spec::cancel).
   std::shared_ptr<const std::atomic<bool>> cancel;
 };
 

@@ -2,14 +2,19 @@
 // temporary directory.
 #include "io/git.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -130,6 +135,35 @@ TEST_CASE("fetch_repo from an unreachable remote fails without showing its passw
   auto missing = brd::io::fetch_repo(tmp.sub("no-such-remote"), tmp.sub("repos/o/s"), 30s);
   REQUIRE(missing);
   CHECK(brd::describe(missing).find("no-such-remote") != std::string::npos);
+}
+
+TEST_CASE("a fetch from a remote that never answers ends when the node stops") {
+  // A git:// "server" that accepts (the kernel completes the handshake) and
+  // never says a word: git waits for its advertisement until the timeout.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  auto url = "git://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/silent.git";
+  temp_dir tmp;
+  std::atomic<bool> stopping{false};
+  std::thread stopper{[&] {
+    std::this_thread::sleep_for(300ms);
+    stopping = true;
+  }};
+  auto start = std::chrono::steady_clock::now();
+  auto err = brd::io::fetch_repo(url, tmp.sub("mirror"), 60s, {}, &stopping);
+  auto took = std::chrono::steady_clock::now() - start;
+  stopper.join();
+  ::close(listener);
+  REQUIRE(err);
+  CHECK(brd::describe(err).find("cancelled: the node is stopping") != std::string::npos);
+  CHECK(took < 10s); // not the 60 s timeout
 }
 
 TEST_CASE("checkout writes the exact tree of a commit into a new build directory") {
