@@ -41,12 +41,15 @@ bool is_duplicate(const dispatcher_state& st, const std::string& delivery) {
   return i != st.deliveries.end() && now_ms() - i->second < delivery_ttl_ms(st);
 }
 
-void remember_delivery(dispatcher_ptr self, const std::string& delivery,
-                       const std::string& repo) {
-  auto at = now_ms();
-  self->state.deliveries[delivery] = at;
+// A push that starts a deployment has its delivery id stored in the
+// deployment's record; one that starts nothing gets a row of its own, so a
+// replay of it stays a duplicate after a restart too.
+void record_delivery(dispatcher_ptr self, const std::string& delivery,
+                     const std::string& repo) {
   put_row(self, "deployments", delivery_key(delivery),
-          io::encode_record({{"v", 100}, {"at_ms", at}, {"repo", repo}}));
+          io::encode_record({{"v", 100},
+                             {"at_ms", self->state.deliveries[delivery]},
+                             {"repo", repo}}));
 }
 
 // Drops expired ids from memory, and from the store those this node wrote.
@@ -79,7 +82,13 @@ void purge_deliveries(dispatcher_ptr self) {
 // -- loading -----------------------------------------------------------------------------
 
 void on_deployments_row(dispatcher_state& st, const state_entry& e) {
-  if (e.key.rfind(delivery_prefix, 0) == 0) {
+  if (e.key.rfind(deployment_prefix, 0) == 0) {
+    if (e.tombstone)
+      return;
+    auto rec = io::decode<io::deployment_record>(e.value);
+    if (rec && !rec->delivery.empty() && now_ms() - rec->created_at_ms < delivery_ttl_ms(st))
+      st.deliveries[rec->delivery] = std::max(st.deliveries[rec->delivery], rec->created_at_ms);
+  } else if (e.key.rfind(delivery_prefix, 0) == 0) {
     auto id = e.key.substr(delivery_prefix.size());
     if (e.tombstone) {
       st.deliveries.erase(id);
@@ -121,11 +130,16 @@ void load(dispatcher_ptr self) {
         .then([=](std::vector<state_row>& marks) {
           for (const auto& row : marks)
             on_deployments_row(self->state, row);
-          finish_loading(self);
+          // Deployment records carry their pushes' delivery ids.
+          scan(std::string{deployment_prefix})
+            .then([=](std::vector<state_row>& rows) {
+              for (const auto& row : rows)
+                on_deployments_row(self->state, row);
+              resume_pending(self, rows);
+              finish_loading(self);
+            });
         });
     });
-  scan(std::string{deployment_prefix})
-    .then([=](std::vector<state_row>& rows) { resume_pending(self, rows); });
   self->request(st.opts.health, store_timeout, get_atom::value, members_atom::value)
     .then([=](std::vector<member_view>& rows) { self->state.members = std::move(rows); });
 }
@@ -184,7 +198,9 @@ void diff_then_start(dispatcher_ptr self, io::deployment_record rec, std::string
 
 // -- webhook pushes ---------------------------------------------------------------------------
 
-http_answer ignored(dispatcher_state& st, const std::string& reason) {
+http_answer ignored(dispatcher_ptr self, const io::push_event& ev, const std::string& reason) {
+  auto& st = self->state;
+  record_delivery(self, ev.delivery, ev.repo);
   count_webhook(st, "ignored");
   return answer(202, {{"status", "ignored"}, {"reason", reason}});
 }
@@ -205,12 +221,12 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
     count_webhook(st, "duplicate");
     return answer(200, {{"status", "duplicate"}, {"delivery", ev.delivery}});
   }
-  remember_delivery(self, ev.delivery, ev.repo);
+  st.deliveries[ev.delivery] = now_ms();
   auto decision = decide_ref(*repo, ev);
   if (!decision.deploy)
-    return ignored(st, decision.reason);
+    return ignored(self, ev, decision.reason);
   if (st.rolled_back.count(rollback_key(ev.repo, decision.sha)) > 0)
-    return ignored(st, decision.sha + " was rolled back; retry one of its deployments "
+    return ignored(self, ev, decision.sha + " was rolled back; retry one of its deployments "
                                       "(POST /api/deployments/{id}/retry) to deploy it again");
   io::deployment_record rec;
   rec.id = new_deploy_id(st);
@@ -219,7 +235,8 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
   rec.ref = ev.ref;
   rec.before = ev.before;
   rec.pusher = ev.pusher;
-  rec.created_at_ms = now_ms();
+  rec.delivery = ev.delivery;
+  rec.created_at_ms = st.deliveries[ev.delivery];
   nlohmann::json reply{{"status", "accepted"}, {"deployment", rec.id},
                        {"url", target_url(st, rec.id)}};
   if (needs_git_diff(ev)) {
@@ -235,7 +252,7 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
   }
   auto rules = rules_for(*repo, ev.changed);
   if (rules.empty())
-    return ignored(st, "no rule of the repository takes the changed paths");
+    return ignored(self, ev, "no rule of the repository takes the changed paths");
   rec.changed.assign(ev.changed.begin(),
                      ev.changed.begin() + std::min<size_t>(ev.changed.size(), 100));
   auto members = route_members(st.opts.fleet, st.members);
@@ -329,7 +346,8 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
     [=](retry_atom, const std::string& id) { return retry(self, id); },
     [=](const state_entry& e) {
       if (e.table == "deployments") {
-        // Our own rows (delivery ids, rollback marks) are in memory already.
+        // Our own rows (delivery ids, rollback marks, deployments) are in
+        // memory already.
         if (e.origin != self->state.opts.self)
           on_deployments_row(self->state, e);
       } else if (e.table == "tasks" && !e.tombstone) {

@@ -4,9 +4,11 @@
 //
 // - Deliveries: an X-GitHub-Delivery id seen within github.delivery_ttl is
 //   answered 200 "duplicate" and dispatches nothing. Ids are kept in memory
-//   and in the replicated `deployments` table ("delivery/<id>", with the
-//   time); being one actor, the check is race-free for concurrent copies of
-//   one delivery at this node. Expired ids are purged every few minutes.
+//   and in the replicated `deployments` table: in the record of the
+//   deployment the push started (field `delivery`), or in a row of their
+//   own ("delivery/<id>", with the time) for pushes that start nothing.
+//   Being one actor, the check is race-free for concurrent copies of one
+//   delivery at this node. Expired ids are purged every few minutes.
 // - Routing (runtime/routing.hpp): one deployment record per deploying push
 //   and one task per (role, node); each goes at once to the target node's
 //   deployer, found through the health actor's service lookup, and that

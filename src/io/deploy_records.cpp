@@ -47,8 +47,8 @@ void take(const nlohmann::json& j, const char* key, T& into) {
   F(state) F(exit_code) F(reason) F(log_tail) F(log_path) F(queued_at_ms)      \
   F(started_at_ms) F(finished_at_ms) F(attempt)
 #define BRD_DEPLOYMENT_FIELDS(F)                                               \
-  F(v) F(id) F(kind) F(repo) F(sha) F(ref) F(before) F(pusher) F(state)        \
-  F(task_ids) F(changed) F(created_at_ms) F(finished_at_ms) F(verdicts)
+  F(v) F(id) F(kind) F(repo) F(sha) F(ref) F(before) F(pusher) F(delivery)     \
+  F(state) F(task_ids) F(changed) F(created_at_ms) F(finished_at_ms) F(verdicts)
 #define BRD_ALERT_FIELDS(F)                                                    \
   F(v) F(id) F(kind) F(text) F(deploy_id) F(task_id) F(node) F(at_ms)
 

@@ -7,6 +7,9 @@
 // Table      key                           owner (only writer)
 // deployments <deploy_id>                  the dispatching edge node
 // deployments delivery/<X-GitHub-Delivery> the edge node that received it
+//                                          (pushes that start nothing; a
+//                                          deployment's record carries its
+//                                          push's delivery id instead)
 // tasks      <deploy_id>/<task_id>         the node named in the row, from
 //                                          queued on; rows without a node
 //                                          (unassigned) the dispatcher. The
@@ -52,6 +55,9 @@ struct deployment_record {
   uint32_t v = current_version;
   std::string id, kind = "deploy"; // "deploy" | "rollback"
   std::string repo, sha, ref, before, pusher;
+  // The X-GitHub-Delivery id of the push that started it (empty for
+  // rollbacks and retries): replays of it are refused for github.delivery_ttl.
+  std::string delivery;
   std::string state = "pending"; // pending | success | failure
   std::vector<std::string> task_ids;
   std::vector<std::string> changed; // first 100 changed paths

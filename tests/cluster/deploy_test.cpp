@@ -440,14 +440,30 @@ TEST_CASE("an edge node restarted mid-deploy follows its pending deployment to t
                     {{R"(["frontend/**"])", "frontend", "scripts/slow.sh"}}}};
   site.start();
   auto sha = site.commit({{"frontend/app.js", "v6"}});
-  auto r = send_webhook(site.edge_port(), push_event(zeros, sha, {"frontend/app.js"}).dump(),
-                        site.secret(), new_delivery_id());
+  auto body = push_event(zeros, sha, {"frontend/app.js"}).dump();
+  auto delivery = new_delivery_id();
+  auto r = send_webhook(site.edge_port(), body, site.secret(), delivery);
   REQUIRE(r.status == 202);
+  // A push no rule takes starts nothing; its delivery id is kept all the same.
+  auto docs_body = push_event(zeros, sha, {"docs/readme.md"}).dump();
+  auto docs_delivery = new_delivery_id();
+  auto ignored = send_webhook(site.edge_port(), docs_body, site.secret(), docs_delivery);
+  REQUIRE_MESSAGE(ignored.status == 202, ignored.body);
+  CHECK(ignored.doc().value("status", "") == "ignored");
   REQUIRE(wait_until([&] { return fs::exists(site.out("fe1.started")); }, 30s));
   site.nodes().process("edge").kill9();
   site.nodes().start("edge");
+  REQUIRE(site.nodes().wait_all_alive(30s));
+  // GitHub redelivering either webhook after the restart deploys nothing new.
+  for (const auto& [replayed, id] : {std::pair{body, delivery}, std::pair{docs_body, docs_delivery}}) {
+    auto again = send_webhook(site.edge_port(), replayed, site.secret(), id);
+    CHECK_MESSAGE(again.status == 200, again.body);
+    CHECK(again.doc().value("status", "") == "duplicate");
+  }
   auto d = wait_deployment(site.edge_port(), r.doc().value("deployment", ""), 60s);
   CHECK_MESSAGE(d.value("state", "") == "success", d.dump(2));
+  CHECK(d.value("delivery", "") == delivery);
+  CHECK(deployment_count(site.edge_port()) == 1);
   CHECK(task_of(d, "frontend@fe1")["state"] == "succeeded");
   REQUIRE(site.github().wait_for(
     [&](auto&) { return statuses(site.github(), sha)["blackroad/deploy"].size() == 2; }, 20s));
