@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string_view>
+#include <thread>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -34,6 +35,8 @@ using std::chrono::milliseconds;
 // How long we keep reading after the child exited, for output still in flight
 // or held by a leftover member of its group.
 constexpr milliseconds drain_time{200};
+// How long an ended group may take to be gone after its last signal.
+constexpr milliseconds group_exit_wait{1000};
 // The longest single wait, so that a child that exits while a grandchild
 // keeps the pipe open is noticed promptly.
 constexpr milliseconds poll_slice{50};
@@ -228,6 +231,14 @@ process_result supervise(pid_t pid, std::vector<channel>& channels, const proces
   auto drain_until = clock_type::now() + drain_time;
   while (any_open(channels) && clock_type::now() < drain_until)
     pump(channels, poll_slice);
+  // A signal is certain but not instant: a member can still be exiting (its
+  // pipe closed, not yet a zombie). Wait a little for the group to be gone,
+  // so that whatever the caller does next meets none of it.
+  if (result.timed_out || result.cancelled) {
+    auto gone_by = clock_type::now() + group_exit_wait;
+    while (group_alive(pid) && clock_type::now() < gone_by)
+      std::this_thread::sleep_for(milliseconds{2});
+  }
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

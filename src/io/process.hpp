@@ -14,7 +14,9 @@
 // spec.log_path as it arrives and the last tail_bytes are kept for the
 // result. When the timeout passes, the whole group gets SIGTERM and, if any
 // member is still alive after kill_grace, SIGKILL. The same happens when
-// spec.cancel turns true (the caller is stopping).
+// spec.cancel turns true (the caller is stopping). run_process then returns
+// once the group is gone (or after another second, for a member stuck in
+// the kernel).
 //
 // When the child exits by itself, output is drained for a short moment and
 // run_process returns; members of its group that outlive it are left running
