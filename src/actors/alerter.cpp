@@ -8,6 +8,7 @@
 
 #include "io/deploy_records.hpp"
 #include "runtime/log.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd {
 
@@ -21,12 +22,6 @@ struct alerter_state {
 };
 
 using alerter_ptr = alerter_actor::stateful_pointer<alerter_state>;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 bool is_bridge(const node_config& n) {
   return std::find(n.roles.begin(), n.roles.end(), "bridge") != n.roles.end();
@@ -66,7 +61,7 @@ void on_alert(alerter_ptr self, const state_entry& e) {
     log::deploy()->warn("alert {} is not readable: skipped", e.key);
     return;
   }
-  if (now_ms() - alert->at_ms > max_age_ms || !posts_here(st))
+  if (wall_clock_ms() - alert->at_ms > max_age_ms || !posts_here(st))
     return;
   self->send(st.opts.poster, outgoing_post{"alert/" + e.key, st.opts.fleet.deploy.alerts.url,
                                            slack_body(*alert), {}});

@@ -38,6 +38,7 @@
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
 #include "runtime/routing.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd {
 
@@ -52,12 +53,6 @@ constexpr auto write_timeout = std::chrono::seconds{10};
 // started or was superseded by then: under a burst of pushes most waiting
 // tasks are superseded, and one row (superseded) is half the replication.
 constexpr auto queued_row_delay = std::chrono::milliseconds{50};
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // -- the worker: one task, blocking, on its own thread -----------------------------
 
@@ -184,7 +179,7 @@ void start(deployer_ptr self, const std::string& repo) {
   if (!w.recorded)
     record(self, run.record); // queued, then running
   run.record.state = "running";
-  run.record.started_at_ms = now_ms();
+  run.record.started_at_ms = wall_clock_ms();
   run.started = steady::now();
   record(self, run.record);
   if (st.metrics.running != nullptr)
@@ -200,7 +195,7 @@ void start(deployer_ptr self, const std::string& repo) {
     .then([=](task_outcome& out) { finish(self, repo, std::move(out)); },
           [=](const caf::error& err) {
             auto why = "the worker stopped: " + describe(err);
-            finish(self, repo, {"failed", -1, why, {}, now_ms()});
+            finish(self, repo, {"failed", -1, why, {}, wall_clock_ms()});
           });
   self->delayed_send(self, st.opts.fleet.deploy.alerts.long_build, tick_atom::value);
 }
@@ -276,7 +271,7 @@ void check_long_builds(deployer_ptr self) {
     a.deploy_id = r.deploy_id;
     a.task_id = r.task_id;
     a.node = st.opts.self;
-    a.at_ms = now_ms();
+    a.at_ms = wall_clock_ms();
     a.text = "Task " + r.task_id + " of deployment " + r.deploy_id + " (" + r.repo + ", role "
              + r.role + ") has been running on " + st.opts.self + " for more than "
              + std::to_string(limit.count()) + " s.";
@@ -314,7 +309,7 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
   if (rule != nullptr && !rule->supersede)
     return;
   auto& queue = i->second;
-  auto now = now_ms();
+  auto now = wall_clock_ms();
   for (auto w = queue.begin(); w != queue.end();) {
     if (w->task.kind != "deploy" || w->task.role != newer.role
         || w->task.ref != newer.ref) {
@@ -336,7 +331,7 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
 
 void enqueue(deployer_ptr self, deploy_task t) {
   auto& st = self->state;
-  waiting_task w{t, st.next_seq++, now_ms()};
+  waiting_task w{t, st.next_seq++, wall_clock_ms()};
   log::deploy()->debug("task {} queued for {}", key_of(t.deploy_id, t.task_id), t.repo);
   supersede_waiting(self, t);
   st.waiting[t.repo].push_back(std::move(w));
@@ -410,7 +405,7 @@ void recover(deployer_ptr self) {
                           pgid);
   if (!st.opts.state)
     return;
-  auto began = now_ms();
+  auto began = wall_clock_ms();
   self
     ->request(st.opts.state, write_timeout, scan_atom::value, std::string{"tasks"},
               std::string{}, uint64_t{10'000'000})
@@ -426,7 +421,7 @@ void recover(deployer_ptr self) {
                               key_of(r->deploy_id, r->task_id), r->state);
           r->state = "failed";
           r->reason = "node lost";
-          r->finished_at_ms = now_ms();
+          r->finished_at_ms = wall_clock_ms();
           record(self, *r);
         }
       },

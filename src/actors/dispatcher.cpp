@@ -17,6 +17,7 @@
 #include "io/workspace.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd {
 
@@ -38,7 +39,7 @@ int64_t delivery_ttl_ms(const dispatcher_state& st) {
 
 bool is_duplicate(const dispatcher_state& st, const std::string& delivery) {
   auto i = st.deliveries.find(delivery);
-  return i != st.deliveries.end() && now_ms() - i->second < delivery_ttl_ms(st);
+  return i != st.deliveries.end() && wall_clock_ms() - i->second < delivery_ttl_ms(st);
 }
 
 // A push that starts a deployment has its delivery id stored in the
@@ -55,7 +56,7 @@ void record_delivery(dispatcher_ptr self, const std::string& delivery,
 // Drops expired ids from memory, and from the store those this node wrote.
 void purge_deliveries(dispatcher_ptr self) {
   auto& st = self->state;
-  auto cutoff = now_ms() - delivery_ttl_ms(st);
+  auto cutoff = wall_clock_ms() - delivery_ttl_ms(st);
   for (auto i = st.deliveries.begin(); i != st.deliveries.end();)
     i = i->second < cutoff ? st.deliveries.erase(i) : std::next(i);
   self->request(st.opts.state, store_timeout, scan_atom::value, std::string{"deployments"},
@@ -86,7 +87,7 @@ void on_deployments_row(dispatcher_state& st, const state_entry& e) {
     if (e.tombstone)
       return;
     auto rec = io::decode<io::deployment_record>(e.value);
-    if (rec && !rec->delivery.empty() && now_ms() - rec->created_at_ms < delivery_ttl_ms(st))
+    if (rec && !rec->delivery.empty() && wall_clock_ms() - rec->created_at_ms < delivery_ttl_ms(st))
       st.deliveries[rec->delivery] = std::max(st.deliveries[rec->delivery], rec->created_at_ms);
   } else if (e.key.rfind(delivery_prefix, 0) == 0) {
     auto id = e.key.substr(delivery_prefix.size());
@@ -187,7 +188,7 @@ void diff_then_start(dispatcher_ptr self, io::deployment_record rec, std::string
         log::deploy()->warn("deployment {}: cannot compute the changed files of {}@{}: {}",
                             rec.id, rec.repo, rec.sha.substr(0, 7), describe(err));
         rec.state = "failure";
-        rec.finished_at_ms = now_ms();
+        rec.finished_at_ms = wall_clock_ms();
         put_row(self, "deployments", rec.id, io::encode(rec));
         raise_alert(self, "deploy_failed",
                     "deploy " + rec.id + " of " + rec.repo + "@" + rec.sha.substr(0, 7)
@@ -221,7 +222,7 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
     count_webhook(st, "duplicate");
     return answer(200, {{"status", "duplicate"}, {"delivery", ev.delivery}});
   }
-  st.deliveries[ev.delivery] = now_ms();
+  st.deliveries[ev.delivery] = wall_clock_ms();
   auto decision = decide_ref(*repo, ev);
   if (!decision.deploy)
     return ignored(self, ev, decision.reason);
@@ -364,12 +365,6 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
 
 // -- shared helpers (dispatcher_state.hpp) ------------------------------------------------------
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
            std::chrono::steady_clock::now().time_since_epoch())
@@ -407,7 +402,7 @@ void raise_alert(dispatcher_ptr self, const std::string& kind, const std::string
                  const std::string& deploy_id, const std::string& task_id,
                  const std::string& node) {
   io::alert_record a;
-  a.at_ms = now_ms();
+  a.at_ms = wall_clock_ms();
   a.id = kind + "-" + new_deploy_id(self->state).substr(2);
   a.kind = kind;
   a.text = text;
@@ -421,7 +416,7 @@ void raise_alert(dispatcher_ptr self, const std::string& kind, const std::string
 std::string new_deploy_id(dispatcher_state& st) {
   static thread_local std::minstd_rand random{std::random_device{}()};
   char buf[48];
-  std::snprintf(buf, sizeof buf, "d-%013lld-%04x%04x", static_cast<long long>(now_ms()),
+  std::snprintf(buf, sizeof buf, "d-%013lld-%04x%04x", static_cast<long long>(wall_clock_ms()),
                 static_cast<unsigned>(st.next_id++ & 0xffff),
                 static_cast<unsigned>(random() & 0xffff));
   return buf;

@@ -27,7 +27,7 @@ bool is_alive(const dispatcher_state& st, const node_name& node) {
 // none after a grace for replication to catch up.
 void settle_unseen(dispatcher_ptr self) {
   constexpr int64_t grace_ms = 5'000;
-  auto now = now_ms();
+  auto now = wall_clock_ms();
   std::vector<std::pair<std::string, std::string>> unseen;
   for (auto& [id, p] : self->state.active)
     for (auto& [task_id, slot] : p.tasks)
@@ -86,7 +86,7 @@ void on_node_lost(dispatcher_ptr self, const node_name& node) {
 void fail_stalled(dispatcher_ptr self) {
   settle_unseen(self);
   constexpr int64_t grace_ms = 120'000;
-  auto now = now_ms();
+  auto now = wall_clock_ms();
   std::vector<std::pair<std::string, std::string>> stalled;
   for (const auto& [id, p] : self->state.active)
     for (const auto& [task_id, slot] : p.tasks) {

@@ -63,7 +63,7 @@ void mark_rolled_back(dispatcher_ptr self, const std::string& repo, const std::s
   self->state.rolled_back.insert(key);
   put_row(self, "deployments", key,
           io::encode_record({{"v", 100}, {"repo", repo}, {"sha", sha},
-                             {"deploy_id", deploy_id}, {"at_ms", now_ms()}}));
+                             {"deploy_id", deploy_id}, {"at_ms", wall_clock_ms()}}));
 }
 
 using answer_promise = caf::typed_response_promise<http_answer>;
@@ -85,7 +85,7 @@ void start_rollback(dispatcher_ptr self, answer_promise promise, const rollback_
   rec.sha = plan->front().to_sha;
   rec.before = plan->front().from_sha;
   rec.pusher = "rollback";
-  rec.created_at_ms = now_ms();
+  rec.created_at_ms = wall_clock_ms();
   for (const auto& t : history)
     if (t.repo == req.repo && t.sha == rec.before && !t.ref.empty())
       rec.ref = t.ref;
@@ -166,7 +166,7 @@ void start_retry(dispatcher_ptr self, answer_promise promise, const io::deployme
   rec.ref = old.ref;
   rec.pusher = "retry of " + old.id;
   rec.changed = old.changed;
-  rec.created_at_ms = now_ms();
+  rec.created_at_ms = wall_clock_ms();
   auto id = rec.id;
   auto members = route_members(st.opts.fleet, st.members);
   auto slots = slots_for(plan_tasks(rules, members));

@@ -68,7 +68,7 @@ void add_unseen_tasks(const dispatcher_state& st, deploy_progress& p, const repo
     t.queued_at_ms = p.record.created_at_ms;
     p.add(std::move(t), rule ? *rule : route_rule{});
     if (p.record.verdicts.count(task_id) == 0)
-      p.tasks.at(task_id).unseen_since_ms = now_ms();
+      p.tasks.at(task_id).unseen_since_ms = wall_clock_ms();
   }
 }
 

@@ -160,7 +160,7 @@ void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
   auto& r = slot.record;
   r.state = "failed";
   r.reason = reason;
-  r.finished_at_ms = now_ms();
+  r.finished_at_ms = wall_clock_ms();
   if (r.node.empty()) {
     write_task(self, r);
     return;
@@ -242,7 +242,7 @@ void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost) {
   next.exit_code = -1;
   next.log_tail.clear();
   next.log_path.clear();
-  next.queued_at_ms = now_ms();
+  next.queued_at_ms = wall_clock_ms();
   next.started_at_ms = next.finished_at_ms = 0;
   log::deploy()->info("task {}/{} runs again on {} as {}", p.record.id, lost.record.task_id,
                       next.node, next.task_id);
@@ -279,7 +279,7 @@ void progress(dispatcher_ptr self, const std::string& id) {
   auto overall = p.overall();
   post_status(self, p, overall_context, overall, {});
   p.record.state = overall;
-  p.record.finished_at_ms = now_ms();
+  p.record.finished_at_ms = wall_clock_ms();
   put_row(self, "deployments", id, io::encode(p.record));
   if (st.opts.metrics)
     st.opts.metrics
@@ -362,7 +362,7 @@ size_t start_deployment(dispatcher_ptr self, io::deployment_record rec,
   auto& st = self->state;
   deploy_progress p;
   p.received_ns = received_ns;
-  auto now = now_ms();
+  auto now = wall_clock_ms();
   for (auto& slot : slots) {
     auto& t = slot.record;
     t.deploy_id = rec.id;

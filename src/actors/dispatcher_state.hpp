@@ -20,6 +20,7 @@
 #include "io/metrics.hpp"
 #include "runtime/deploy_progress.hpp"
 #include "runtime/routing.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd::dispatch {
 
@@ -57,7 +58,6 @@ struct dispatcher_state {
 
 using dispatcher_ptr = dispatcher_actor::stateful_pointer<dispatcher_state>;
 
-int64_t now_ms();
 int64_t steady_ns();
 http_answer answer(int status, const nlohmann::json& body);
 void count_webhook(dispatcher_state& st, const std::string& result);

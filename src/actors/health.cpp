@@ -13,6 +13,7 @@
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
 #include "runtime/membership.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd {
 
@@ -132,12 +133,6 @@ void send_heartbeats(health_ptr self) {
 
 // -- introspection (brsh) -------------------------------------------------------
 
-int64_t wall_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 node_status status_of(health_ptr self) {
   auto& st = self->state;
   node_status out;
@@ -151,7 +146,7 @@ node_status status_of(health_ptr self) {
   out.data_dir_bytes = io::directory_size_bytes(st.opts.data_dir);
   out.actor_count = self->system().registry().running();
   out.sample = st.sample;
-  out.sample_age_ms = wall_ms_now() - st.sample.taken_at_ms;
+  out.sample_age_ms = wall_clock_ms() - st.sample.taken_at_ms;
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include "io/store.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd::io {
 
@@ -71,9 +72,7 @@ caf::error check_write(const local_write& w) {
 }
 
 uint64_t wall_now_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count());
+  return static_cast<uint64_t>(wall_clock_ms());
 }
 
 // Why a timestamp of `origin` is too far ahead of our wall clock (`now`,

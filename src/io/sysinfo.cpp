@@ -1,4 +1,5 @@
 #include "io/sysinfo.hpp"
+#include "runtime/wall_clock.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -67,12 +68,6 @@ disk_usage disk_of(const std::string& dir) {
     result.used_pct = 100.0 * static_cast<double>(used)
                       / static_cast<double>(used + result.free_bytes);
   return result;
-}
-
-int64_t wall_clock_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-    .count();
 }
 
 } // namespace

@@ -10,6 +10,7 @@
 #include "io/git.hpp"
 #include "io/process.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd::io {
 
@@ -17,12 +18,6 @@ namespace {
 
 constexpr auto git_timeout = std::chrono::minutes{10};
 constexpr size_t tail_bytes = 4096;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // Appends one line of ours to the task's log, so the file tells the story.
 void note(const std::string& log_path, const std::string& text) {
@@ -53,7 +48,7 @@ std::string stopping_reason(const task_run& j) {
 
 task_outcome failed(const task_run& j, const std::string& reason) {
   note(j.log_path, "failed: " + reason);
-  return {"failed", -1, reason, file_tail(j.log_path, tail_bytes), now_ms()};
+  return {"failed", -1, reason, file_tail(j.log_path, tail_bytes), wall_clock_ms()};
 }
 
 // A git step that failed, or was ended because the node is stopping (the
@@ -83,7 +78,7 @@ process_spec script_spec(const task_run& j, const std::string& build_dir) {
 
 task_outcome outcome_of(const process_result& r, const task_run& j) {
   auto timeout_s = j.task.timeout_s;
-  task_outcome out{"succeeded", r.exit_code, {}, r.tail, now_ms()};
+  task_outcome out{"succeeded", r.exit_code, {}, r.tail, wall_clock_ms()};
   if (r.cancelled) {
     out.state = "failed";
     out.reason = stopping_reason(j);
@@ -159,7 +154,7 @@ task_outcome run_rollback(const workspace& ws, const task_run& j) {
   if (auto err = ws.activate(t.repo, t.sha))
     return failed(j, describe(err));
   note(j.log_path, "succeeded; " + t.sha + " is active");
-  return {"succeeded", 0, {}, file_tail(j.log_path, tail_bytes), now_ms()};
+  return {"succeeded", 0, {}, file_tail(j.log_path, tail_bytes), wall_clock_ms()};
 }
 
 bool is_control(char c) {

@@ -1,4 +1,5 @@
 #include "runtime/membership.hpp"
+#include "runtime/wall_clock.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -8,12 +9,6 @@ namespace brd {
 namespace {
 
 using ms_double = std::chrono::duration<double, std::milli>;
-
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
-    .count();
-}
 
 int64_t age_ms(steady_time then, steady_time now) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - then)
@@ -93,7 +88,7 @@ member_table::transition(const node_name& node, peer& p, member_state to,
                          std::string reason) {
   if (p.state == to)
     return std::nullopt;
-  member_event ev{node, p.state, to, std::move(reason), wall_ms()};
+  member_event ev{node, p.state, to, std::move(reason), wall_clock_ms()};
   p.state = to;
   return ev;
 }
@@ -202,7 +197,7 @@ std::vector<member_view> member_table::views(steady_time now,
       v.last_heartbeat_age_ms = 0;
       v.has_sample = true;
       v.sample = self_sample;
-      v.sample_age_ms = std::max<int64_t>(0, wall_ms() - self_sample.taken_at_ms);
+      v.sample_age_ms = std::max<int64_t>(0, wall_clock_ms() - self_sample.taken_at_ms);
       v.version = BRD_VERSION;
       v.incarnation = self_incarnation;
     } else {

@@ -29,6 +29,7 @@
 #include "runtime/log.hpp"
 #include "runtime/systemd.hpp"
 #include "runtime/type_registry.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd {
 
@@ -85,9 +86,7 @@ caf::expected<std::pair<uint64_t, std::string>> claim_identity(io::store& db, co
   rec.http_port = self.http_port;
   rec.version = BRD_VERSION;
   rec.incarnation += 1;
-  rec.started_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  rec.started_at_ms = wall_clock_ms();
   io::batch b;
   auto bytes = io::encode(rec);
   b.put("meta", "identity", bytes);
