@@ -414,4 +414,49 @@ caf::expected<std::vector<std::string>> workspace::retain(std::string_view repo,
   return removed;
 }
 
+// -- logs ------------------------------------------------------------------------
+
+namespace {
+
+// The newest write time (ms since the epoch) of `dir` and the files in it.
+std::optional<int64_t> newest_write_ms(const fs::path& dir) {
+  std::error_code ec;
+  auto newest = fs::last_write_time(dir, ec);
+  if (ec)
+    return std::nullopt;
+  for (fs::directory_iterator it{dir, ec}, end; !ec && it != end; it.increment(ec)) {
+    auto t = fs::last_write_time(it->path(), ec);
+    if (ec)
+      return std::nullopt;
+    newest = std::max(newest, t);
+  }
+  if (ec)
+    return std::nullopt;
+  auto sys = std::chrono::file_clock::to_sys(newest);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(sys.time_since_epoch()).count();
+}
+
+} // namespace
+
+caf::expected<size_t> workspace::prune_logs(int64_t cutoff_ms) const {
+  auto logs = fs::path{root_} / "logs";
+  std::error_code ec;
+  if (!fs::exists(logs, ec))
+    return size_t{0};
+  std::vector<fs::path> old;
+  for (fs::directory_iterator it{logs, ec}, end; !ec && it != end; it.increment(ec)) {
+    auto name = it->path().filename().string();
+    if (!is_path_id(name) || !it->is_directory(ec))
+      continue;
+    if (auto newest = newest_write_ms(it->path()); newest && *newest < cutoff_ms)
+      old.push_back(it->path());
+  }
+  if (ec)
+    return make_error(brd_errc::io_failure, "cannot list " + logs.string() + ": " + ec.message());
+  for (const auto& dir : old)
+    if (auto err = remove_path(dir))
+      return err;
+  return old.size();
+}
+
 } // namespace brd::io

@@ -94,6 +94,12 @@ public:
   // The kept builds of a repository, most recently finished first.
   caf::expected<std::vector<std::string>> kept_builds(std::string_view repo) const;
 
+  // Removes the logs of deployments (<root>/logs/<deploy_id>) in which no
+  // file was written at or after `cutoff_ms` (ms since the epoch), and
+  // returns how many deployments' logs went. Entries whose names are not ids
+  // are left alone; a missing logs directory removes nothing.
+  caf::expected<size_t> prune_logs(int64_t cutoff_ms) const;
+
 private:
   std::string root_;
 };

@@ -4,7 +4,7 @@
 //   [github]   api_url, token_file, webhook_secret_file, max_body_bytes,
 //              delivery_ttl_hours, public_url
 //   [alerts]   url, long_build_s
-//   [deploy]   workspace, keep_builds, max_parallel
+//   [deploy]   workspace, keep_builds, max_parallel, keep_logs_days
 //   [[repo]]   name (glob on owner/repo), remote ("{repo}" -> owner/repo),
 //              branches (globs), on_tag, on_branch_delete ("ignore"|"deploy")
 //   [[repo.rule]] paths (globs, "!" negates), role, script (argv array),
@@ -67,6 +67,7 @@ struct deploy_settings {
   std::string workspace = "workspace"; // relative paths resolve in the data dir
   size_t keep_builds = 5;
   size_t max_parallel = 2;          // repositories building at once per node
+  std::chrono::days keep_logs{30};  // task logs older than this are removed
 };
 
 struct deploy_config {

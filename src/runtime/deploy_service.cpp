@@ -13,7 +13,9 @@
 #include "actors/alerter.hpp"
 #include "actors/deployer.hpp"
 #include "actors/dispatcher.hpp"
+#include "actors/log_pruner.hpp"
 #include "actors/status_poster.hpp"
+#include "io/workspace.hpp"
 #include "runtime/deploy_api.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
@@ -103,6 +105,10 @@ deploy_service::start(caf::actor_system& sys, deploy_service_options opts) {
   caf::anon_send(opts.health, put_atom::value, std::string{"deployer"},
                  caf::actor_cast<caf::actor>(deployer));
   svc->actors_.push_back(caf::actor_cast<caf::actor>(deployer));
+  const auto& settings = opts.fleet.deploy.settings;
+  auto pruner = spawn_log_pruner(
+    sys, {io::workspace_root(opts.data_dir, settings.workspace), settings.keep_logs});
+  svc->actors_.push_back(caf::actor_cast<caf::actor>(pruner));
   ctx->sys = &sys;
   ctx->state = opts.state;
   ctx->deploy = opts.fleet.deploy;

@@ -346,20 +346,37 @@ TEST_CASE("rollback re-activates the previous build, and the rolled-back sha dep
   CHECK(bad.status == 400);
 }
 
-TEST_CASE("a node keeps the last 5 builds") {
+TEST_CASE("a node keeps the last 5 builds, and task logs for keep_logs_days") {
   deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
                     {{R"(["frontend/**"])", "frontend"}}}};
   site.start();
-  strings shas;
+  strings shas, ids;
   for (int i = 0; i < 7; ++i) {
     shas.push_back(site.commit({{"frontend/app.js", "build " + std::to_string(i)}}));
-    REQUIRE(deploy(site, shas.back(), {"frontend/app.js"}).value("state", "") == "success");
+    auto d = deploy(site, shas.back(), {"frontend/app.js"});
+    REQUIRE(d.value("state", "") == "success");
+    ids.push_back(d.value("id", ""));
   }
   std::set<std::string> kept;
   for (const auto& entry : fs::directory_iterator{builds_dir(site, "fe1")})
     if (entry.is_directory() && !entry.is_symlink())
       kept.insert(entry.path().filename().string());
   CHECK(kept == std::set<std::string>(shas.begin() + 2, shas.end()));
+
+  // Logs stay for 30 days (the default): make the first deployment's log
+  // 40 days old; the node's log pruner removes it when the node starts.
+  auto logs = fs::path{site.nodes().data_dir("fe1")} / "workspace" / "logs";
+  auto first = logs / ids.front();
+  REQUIRE(fs::is_directory(first));
+  auto long_ago = fs::file_time_type::clock::now() - std::chrono::hours{24 * 40};
+  for (const auto& entry : fs::directory_iterator{first})
+    fs::last_write_time(entry.path(), long_ago);
+  fs::last_write_time(first, long_ago);
+  site.nodes().process("fe1").kill9();
+  site.nodes().start("fe1");
+  CHECK(wait_until([&] { return !fs::exists(first); }, 20s));
+  for (auto i = ids.begin() + 1; i != ids.end(); ++i)
+    CHECK(fs::is_directory(logs / *i));
 }
 
 TEST_CASE("a forced push routes by git's diff of before..after, not by the payload's list") {

@@ -15,6 +15,7 @@
 #include <doctest/doctest.h>
 
 #include "runtime/errors.hpp"
+#include "runtime/wall_clock.hpp"
 #include "../support/temp_dir.hpp"
 
 namespace {
@@ -242,4 +243,50 @@ TEST_CASE("retention keeps exactly the newest builds and always the active one")
       ++entries;
     CHECK(entries == 11); // five builds, five stamps, the link
   }
+}
+
+TEST_CASE("old task logs are removed, recent ones and foreign names stay") {
+  temp_dir tmp;
+  workspace ws{tmp.path.string()};
+  auto none = ws.prune_logs(brd::wall_clock_ms());
+  REQUIRE(none); // no logs directory yet
+  CHECK(*none == 0);
+  auto write_log = [&](const std::string& deploy, const std::string& task) {
+    auto path = ws.log_path(deploy, task);
+    REQUIRE(path);
+    fs::create_directories(fs::path{*path}.parent_path());
+    std::ofstream{*path} << "output\n";
+    return fs::path{*path};
+  };
+  auto age = [](const fs::path& p, std::chrono::hours by) {
+    fs::last_write_time(p, fs::file_time_type::clock::now() - by);
+  };
+  // Forty days old, the directory and every file in it.
+  auto old_log = write_log("d-old", "build@pi1");
+  age(old_log, std::chrono::hours{24 * 40});
+  age(old_log.parent_path(), std::chrono::hours{24 * 40});
+  // Started forty days ago, but a task wrote to it yesterday.
+  auto mixed_a = write_log("d-mixed", "build@pi1");
+  auto mixed_b = write_log("d-mixed", "test@pi2");
+  age(mixed_a, std::chrono::hours{24 * 40});
+  age(mixed_b, std::chrono::hours{24});
+  age(mixed_a.parent_path(), std::chrono::hours{24 * 40});
+  auto fresh = write_log("d-fresh", "build@pi1");
+  // Not a deploy id: not ours to remove.
+  auto foreign = tmp.path / "logs" / "not an id";
+  fs::create_directories(foreign);
+  fs::last_write_time(foreign, fs::file_time_type::clock::now() - std::chrono::hours{24 * 400});
+
+  auto cutoff = brd::wall_clock_ms() - int64_t{30} * 24 * 3600 * 1000;
+  auto removed = ws.prune_logs(cutoff);
+  REQUIRE_MESSAGE(removed, brd::describe(removed.error()));
+  CHECK(*removed == 1);
+  CHECK_FALSE(fs::exists(old_log.parent_path()));
+  CHECK(fs::exists(mixed_a));
+  CHECK(fs::exists(mixed_b));
+  CHECK(fs::exists(fresh));
+  CHECK(fs::exists(foreign));
+  auto again = ws.prune_logs(cutoff);
+  REQUIRE(again);
+  CHECK(*again == 0);
 }

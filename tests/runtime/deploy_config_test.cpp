@@ -44,6 +44,7 @@ TEST_CASE("a fleet without deploy sections gets the defaults") {
   CHECK(cfg->deploy.github.api_url == "https://api.github.com");
   CHECK(cfg->deploy.github.max_body_bytes == 25u << 20);
   CHECK(cfg->deploy.settings.keep_builds == 5);
+  CHECK(cfg->deploy.settings.keep_logs == std::chrono::days{30});
 }
 
 TEST_CASE("repositories, rules and settings are read") {
@@ -61,6 +62,7 @@ long_build_s = 30
 [deploy]
 keep_builds = 3
 max_parallel = 4
+keep_logs_days = 7
 
 [[repo]]
 name = "acme/*"
@@ -83,6 +85,7 @@ on_branch_delete = "deploy"
   CHECK(d.github.max_body_bytes == 1000);
   CHECK(d.alerts.long_build == std::chrono::seconds{30});
   CHECK(d.settings.max_parallel == 4);
+  CHECK(d.settings.keep_logs == std::chrono::days{7});
   REQUIRE(d.repos.size() == 1);
   CHECK(d.repos[0].branches == std::vector<std::string>{"main", "release/*"});
   CHECK(d.repos[0].on_branch_delete == ref_policy::deploy);
@@ -124,6 +127,12 @@ TEST_CASE("rules supersede by default, and supersede must be true or false") {
   auto msg = parse_error(one_rule("  supersede = \"no\"\n", "tests"));
   CHECK(msg.find("repo[0].rule[0].supersede: expected true or false, found a string")
         != std::string::npos);
+}
+
+TEST_CASE("logs are kept for at least a day") {
+  auto msg = parse_error("\n[deploy]\nkeep_logs_days = 0\n");
+  CHECK(msg.find("deploy.keep_logs_days") != std::string::npos);
+  CHECK(msg.find("must be greater than 0") != std::string::npos);
 }
 
 TEST_CASE("a misspelt deploy key names the nearest known key") {
