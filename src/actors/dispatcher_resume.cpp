@@ -24,13 +24,8 @@ void mark_superseded(deploy_progress& p) {
 // Our verdicts on tasks (deployment_record::verdicts) over rows that are
 // not final.
 void apply_verdicts(deploy_progress& p) {
-  for (const auto& [task_id, reason] : p.record.verdicts) {
-    auto i = p.tasks.find(task_id);
-    if (i == p.tasks.end() || is_final_state(i->second.record.state))
-      continue;
-    i->second.record.state = "failed";
-    i->second.record.reason = reason;
-  }
+  for (auto& [task_id, slot] : p.tasks)
+    apply_verdict(slot.record, p.record.verdicts);
 }
 
 // The tasks of a resumed deployment that have no row here: the node may

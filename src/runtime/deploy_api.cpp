@@ -156,17 +156,17 @@ json rows_json(const std::vector<state_row>& rows) {
 }
 
 // Task rows with the dispatcher's verdicts (io::deployment_record) applied
-// to the ones that are not final; a verdict on a task without a row adds one.
-json with_verdicts(json tasks, const std::map<std::string, std::string>& verdicts) {
+// (apply_verdict); a verdict on a task without a row adds one.
+json tasks_with_verdicts(const std::vector<state_row>& rows,
+                         const std::map<std::string, std::string>& verdicts) {
+  auto tasks = json::array();
   auto left = verdicts;
-  for (auto& t : tasks) {
-    auto v = left.find(text_of(field(t, "task_id")));
-    if (v == left.end())
-      continue;
-    if (!is_final_state(text_of(field(t, "state"))))
-      t.update({{"state", "failed"}, {"reason", v->second}});
-    left.erase(v);
-  }
+  for (const auto& row : rows)
+    if (auto t = io::decode<io::task_record>(row.value)) {
+      apply_verdict(*t, verdicts);
+      left.erase(t->task_id);
+      tasks.push_back(json(*t));
+    }
   for (const auto& [task_id, reason] : left)
     tasks.push_back({{"task_id", task_id}, {"state", "failed"}, {"reason", reason}});
   return tasks;
@@ -198,7 +198,7 @@ caf::expected<std::optional<json>> deployment_json(const ctx_ptr& ctx, const std
   if (!tasks)
     return tasks.error();
   json out = **rec;
-  out["tasks"] = with_verdicts(rows_json<io::task_record>(*tasks), (*rec)->verdicts);
+  out["tasks"] = tasks_with_verdicts(*tasks, (*rec)->verdicts);
   return std::optional<json>{std::move(out)};
 }
 
@@ -241,10 +241,7 @@ io::http_response on_tasks(const ctx_ptr& ctx, req_t req) {
       auto v = verdicts.find(t->deploy_id);
       if (v == verdicts.end())
         v = verdicts.emplace(t->deploy_id, verdicts_of(ctx, t->deploy_id)).first;
-      if (auto reason = v->second.find(t->task_id); reason != v->second.end()) {
-        t->state = "failed";
-        t->reason = reason->second;
-      }
+      apply_verdict(*t, v->second);
     }
     if ((state.empty() || t->state == state) && (node.empty() || t->node == node))
       out.push_back(json(*t));

@@ -20,6 +20,17 @@ bool is_final_state(std::string_view state) {
          || state == "unassigned";
 }
 
+bool apply_verdict(io::task_record& row, const std::map<std::string, std::string>& verdicts) {
+  if (is_final_state(row.state))
+    return false;
+  auto v = verdicts.find(row.task_id);
+  if (v == verdicts.end())
+    return false;
+  row.state = "failed";
+  row.reason = v->second;
+  return true;
+}
+
 void deploy_progress::add(io::task_record task, route_rule rule) {
   auto id = task.task_id;
   tasks[id] = task_slot{std::move(task), std::move(rule)};

@@ -27,6 +27,11 @@ namespace brd {
 int state_rank(std::string_view state);
 bool is_final_state(std::string_view state);
 
+// The dispatcher's word over a node's task row: a row that is not final and
+// has a verdict (deployment_record::verdicts, e.g. "node lost") reads as
+// failed with the verdict as its reason. True when it did.
+bool apply_verdict(io::task_record& row, const std::map<std::string, std::string>& verdicts);
+
 struct task_slot {
   io::task_record record;
   route_rule rule;         // the rule it runs (empty for rollbacks)

@@ -52,6 +52,20 @@ TEST_CASE("a deployment is pending until every task is final, then success or fa
   CHECK(status_description(p, "", "pending") == "deploying to 3 nodes");
 }
 
+TEST_CASE("a verdict fails a row that is not final, and only that") {
+  std::map<std::string, std::string> verdicts{{"fe@a", "node lost"}};
+  auto running = task("fe@a", "frontend", "a", "running");
+  CHECK(apply_verdict(running, verdicts));
+  CHECK(running.state == "failed");
+  CHECK(running.reason == "node lost");
+  auto done = task("fe@a", "frontend", "a", "succeeded");
+  CHECK_FALSE(apply_verdict(done, verdicts)); // the node's final word stands
+  CHECK(done.state == "succeeded");
+  auto other = task("fe@b", "frontend", "b", "queued");
+  CHECK_FALSE(apply_verdict(other, verdicts));
+  CHECK(other.state == "queued");
+}
+
 TEST_CASE("task states only move forward and a final state is final") {
   auto p = two_roles();
   auto t = p.tasks["fe@a"].record;
