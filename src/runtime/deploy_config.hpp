@@ -4,7 +4,8 @@
 //   [github]   api_url, token_file, webhook_secret_file, max_body_bytes,
 //              delivery_ttl_hours, public_url
 //   [alerts]   url, long_build_s
-//   [deploy]   workspace, keep_builds, max_parallel, keep_logs_days
+//   [deploy]   workspace, keep_builds, max_parallel, keep_logs_days,
+//              keep_history_days
 //   [[repo]]   name (glob on owner/repo), remote ("{repo}" -> owner/repo),
 //              branches (globs), on_tag, on_branch_delete ("ignore"|"deploy")
 //   [[repo.rule]] paths (globs, "!" negates), role, script (argv array),
@@ -68,6 +69,7 @@ struct deploy_settings {
   size_t keep_builds = 5;
   size_t max_parallel = 2;          // repositories building at once per node
   std::chrono::days keep_logs{30};  // task logs older than this are removed
+  std::chrono::days keep_history{90}; // and records (actors/retention.hpp)
 };
 
 struct deploy_config {

@@ -13,7 +13,7 @@
 #include "actors/alerter.hpp"
 #include "actors/deployer.hpp"
 #include "actors/dispatcher.hpp"
-#include "actors/log_pruner.hpp"
+#include "actors/retention.hpp"
 #include "actors/status_poster.hpp"
 #include "io/workspace.hpp"
 #include "runtime/deploy_api.hpp"
@@ -106,9 +106,10 @@ deploy_service::start(caf::actor_system& sys, deploy_service_options opts) {
                  caf::actor_cast<caf::actor>(deployer));
   svc->actors_.push_back(caf::actor_cast<caf::actor>(deployer));
   const auto& settings = opts.fleet.deploy.settings;
-  auto pruner = spawn_log_pruner(
-    sys, {io::workspace_root(opts.data_dir, settings.workspace), settings.keep_logs});
-  svc->actors_.push_back(caf::actor_cast<caf::actor>(pruner));
+  auto retention = spawn_retention(
+    sys, {opts.self, opts.state, io::workspace_root(opts.data_dir, settings.workspace),
+          settings.keep_logs, settings.keep_history});
+  svc->actors_.push_back(caf::actor_cast<caf::actor>(retention));
   ctx->sys = &sys;
   ctx->state = opts.state;
   ctx->deploy = opts.fleet.deploy;

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "deploy_fixture.hpp"
+#include "state_client.hpp"
 #include "io/hmac.hpp"
 #include "io/process.hpp"
+#include "runtime/wall_clock.hpp"
 
 using namespace brd::test;
 using nlohmann::json;
@@ -377,6 +379,71 @@ TEST_CASE("a node keeps the last 5 builds, and task logs for keep_logs_days") {
   CHECK(wait_until([&] { return !fs::exists(first); }, 20s));
   for (auto i = ids.begin() + 1; i != ids.end(); ++i)
     CHECK(fs::is_directory(logs / *i));
+}
+
+TEST_CASE("history older than keep_history_days is deleted by the node that wrote it, "
+          "except the rows of kept builds and pending deployments") {
+  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+                    {{R"(["frontend/**"])", "frontend"}}}};
+  site.start();
+  auto kept_sha = site.commit({{"frontend/app.js", "kept"}});
+  REQUIRE(deploy(site, kept_sha, {"frontend/app.js"}).value("state", "") == "success");
+
+  // Rows from 100 days ago (the default keeps 90), written where their
+  // owners would have written them.
+  auto old_ms = brd::wall_clock_ms() - int64_t{100} * 24 * 3600 * 1000;
+  auto old_id = [&](const char* tail) { return "d-" + std::to_string(old_ms) + "-" + tail; };
+  auto msgpack = [](const json& j) {
+    auto bytes = json::to_msgpack(j);
+    return std::string{bytes.begin(), bytes.end()};
+  };
+  endpoint edge{"edge", "127.0.0.1", site.nodes().http_port("edge")};
+  endpoint fe1{"fe1", "127.0.0.1", site.nodes().http_port("fe1")};
+  auto deployment = [&](const std::string& id, const char* state) {
+    return msgpack({{"v", 100}, {"id", id}, {"repo", "blackroad/site"}, {"state", state},
+                    {"created_at_ms", old_ms}, {"finished_at_ms", old_ms}});
+  };
+  auto task = [&](const std::string& id, const char* node, const char* state,
+                  const std::string& sha) {
+    return msgpack({{"v", 100}, {"deploy_id", id}, {"task_id", "frontend@fe1"},
+                    {"repo", "blackroad/site"}, {"sha", sha}, {"role", "frontend"},
+                    {"node", node}, {"state", state}, {"queued_at_ms", old_ms},
+                    {"finished_at_ms", old_ms}});
+  };
+  const std::string done = old_id("0000aaaa"), pending = old_id("0000bbbb"),
+                    kept = old_id("0000cccc"), unassigned = old_id("0000dddd");
+  const std::string alert = std::to_string(old_ms) + "/a-old";
+  REQUIRE(put(edge, "deployments", done, deployment(done, "success")));
+  REQUIRE(put(edge, "deployments", pending, deployment(pending, "pending")));
+  REQUIRE(put(edge, "alerts", alert,
+              msgpack({{"v", 100}, {"id", "a-old"}, {"kind", "deploy_failed"},
+                       {"text", "an old failure"}, {"at_ms", old_ms}})));
+  REQUIRE(put(edge, "tasks", unassigned + "/frontend@fe1",
+              task(unassigned, "", "unassigned", kept_sha)));
+  REQUIRE(put(fe1, "tasks", done + "/frontend@fe1", task(done, "fe1", "failed", kept_sha)));
+  REQUIRE(put(fe1, "tasks", kept + "/frontend@fe1", task(kept, "fe1", "succeeded", kept_sha)));
+
+  // The retention actor runs when a node starts (and hourly).
+  for (const char* name : {"edge", "fe1"}) {
+    site.nodes().process(name).kill9();
+    site.nodes().start(name);
+  }
+  REQUIRE(site.nodes().wait_all_alive(30s));
+  auto has = [&](const endpoint& at, const std::string& table, const std::string& key) {
+    auto live = rows(at, table, key);
+    return live && live->count(key) > 0;
+  };
+  for (const auto& at : {edge, fe1}) {
+    CAPTURE(at.name);
+    CHECK(wait_until([&] { return !has(at, "deployments", done); }, 20s));
+    CHECK(wait_until([&] { return !has(at, "alerts", alert); }, 20s));
+    CHECK(wait_until([&] { return !has(at, "tasks", done + "/frontend@fe1"); }, 20s));
+    CHECK(wait_until([&] { return !has(at, "tasks", unassigned + "/frontend@fe1"); }, 20s));
+    CHECK(has(at, "deployments", pending));             // still followed
+    CHECK(has(at, "tasks", kept + "/frontend@fe1"));     // fe1 keeps that build
+  }
+  // Today's deployment is history too young to go.
+  CHECK(deployment_count(site.edge_port()) >= 2);
 }
 
 TEST_CASE("a forced push routes by git's diff of before..after, not by the payload's list") {
