@@ -17,7 +17,9 @@ namespace brd {
 namespace {
 
 constexpr auto store_timeout = std::chrono::seconds{30};
-constexpr uint64_t bucket_rows_max = 1'000'000; // ~28 hours of history
+// One bucket (~28 hours of history) per scan; the state actor caps a scan at
+// scan_max_rows (100,000), far above what a fleet writes in a day.
+constexpr uint64_t bucket_rows_max = 100'000;
 
 using retention_ptr = retention_actor::pointer;
 
