@@ -82,13 +82,18 @@ void purge_deliveries(dispatcher_ptr self) {
 
 // -- loading -----------------------------------------------------------------------------
 
+// A deployment record carries the delivery id of the push that started it.
+void note_delivery(dispatcher_state& st, const io::deployment_record& rec) {
+  if (!rec.delivery.empty() && wall_clock_ms() - rec.created_at_ms < delivery_ttl_ms(st))
+    st.deliveries[rec.delivery] = std::max(st.deliveries[rec.delivery], rec.created_at_ms);
+}
+
 void on_deployments_row(dispatcher_state& st, const state_entry& e) {
   if (e.key.rfind(deployment_prefix, 0) == 0) {
     if (e.tombstone)
       return;
-    auto rec = io::decode<io::deployment_record>(e.value);
-    if (rec && !rec->delivery.empty() && wall_clock_ms() - rec->created_at_ms < delivery_ttl_ms(st))
-      st.deliveries[rec->delivery] = std::max(st.deliveries[rec->delivery], rec->created_at_ms);
+    if (auto rec = io::decode<io::deployment_record>(e.value))
+      note_delivery(st, *rec);
   } else if (e.key.rfind(delivery_prefix, 0) == 0) {
     auto id = e.key.substr(delivery_prefix.size());
     if (e.tombstone) {
@@ -134,9 +139,14 @@ void load(dispatcher_ptr self) {
           // Deployment records carry their pushes' delivery ids.
           scan(std::string{deployment_prefix})
             .then([=](std::vector<state_row>& rows) {
+              std::vector<io::deployment_record> ours_pending;
               for (const auto& row : rows)
-                on_deployments_row(self->state, row);
-              resume_pending(self, rows);
+                if (auto rec = io::decode<io::deployment_record>(row.value)) {
+                  note_delivery(self->state, *rec);
+                  if (row.origin == self->state.opts.self && rec->state == "pending")
+                    ours_pending.push_back(std::move(*rec));
+                }
+              resume_pending(self, std::move(ours_pending));
               finish_loading(self);
             });
         });

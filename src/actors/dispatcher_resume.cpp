@@ -69,21 +69,16 @@ void add_unseen_tasks(const dispatcher_state& st, deploy_progress& p, const repo
 
 } // namespace
 
-void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
-  for (const auto& row : rows) {
-    if (row.origin != self->state.opts.self || row.key.rfind(deployment_prefix, 0) != 0)
-      continue;
-    auto rec = io::decode<io::deployment_record>(row.value);
-    if (!rec || rec->state != "pending")
-      continue;
+void resume_pending(dispatcher_ptr self, std::vector<io::deployment_record> pending) {
+  for (auto& rec : pending) {
     self->request(self->state.opts.state, store_timeout, scan_atom::value,
-                  std::string{"tasks"}, rec->id + "/", uint64_t{10000})
-      .then([=](std::vector<state_row>& task_rows) {
+                  std::string{"tasks"}, rec.id + "/", uint64_t{10000})
+      .then([=, rec = std::move(rec)](std::vector<state_row>& task_rows) {
         deploy_progress p;
-        p.record = *rec;
+        p.record = rec;
         p.received_ns = steady_ns();
         p.running_observed = p.handover_observed = true; // no latency samples
-        const auto* repo = find_repo(self->state.opts.fleet.deploy, rec->repo);
+        const auto* repo = find_repo(self->state.opts.fleet.deploy, rec.repo);
         for (const auto& tr : task_rows)
           if (auto t = io::decode<io::task_record>(tr.value)) {
             const route_rule* rule = repo ? rule_for_role(*repo, t->role) : nullptr;
@@ -95,8 +90,8 @@ void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows) {
         for (const auto& [ctx, _] : p.role_states())
           p.posted["blackroad/deploy/" + ctx] = "pending";
         p.posted["blackroad/deploy"] = "pending";
-        log::deploy()->info("following deployment {} again ({} tasks)", rec->id, p.tasks.size());
-        auto id = rec->id;
+        log::deploy()->info("following deployment {} again ({} tasks)", rec.id, p.tasks.size());
+        auto id = rec.id;
         self->state.active[id] = std::move(p);
         progress(self, id);
       });

@@ -157,10 +157,10 @@ void fail_stalled(dispatcher_ptr self);
 
 // -- dispatcher_resume.cpp: after a restart ------------------------------------------
 
-// Re-follows the pending deployments this node created before a restart
-// (`rows`: the deployments table), with their tasks' rows, our verdicts and
-// the tasks that have no row yet (task_slot::unseen_since_ms).
-void resume_pending(dispatcher_ptr self, const std::vector<state_row>& rows);
+// Re-follows the deployments this node created and had not finished before
+// a restart (`pending`: their records), with their tasks' rows, our
+// verdicts and the tasks that have no row yet (task_slot::unseen_since_ms).
+void resume_pending(dispatcher_ptr self, std::vector<io::deployment_record> pending);
 
 // -- dispatcher_ops.cpp: rollback and retry ----------------------------------------
 
