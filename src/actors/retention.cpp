@@ -78,8 +78,7 @@ void walk_buckets(retention_ptr self, std::shared_ptr<const retention_options> o
 }
 
 void prune_table(retention_ptr self, std::shared_ptr<const retention_options> opts,
-                 std::shared_ptr<table_walk> walk, std::function<void()> done) {
-  auto cutoff = wall_clock_ms() - ms_of(opts->keep_history);
+                 std::shared_ptr<table_walk> walk, int64_t cutoff, std::function<void()> done) {
   self->request(opts->state, store_timeout, scan_atom::value, walk->table, walk->head,
                 uint64_t{1})
     .then(
@@ -119,8 +118,8 @@ void prune_history(retention_ptr self, std::shared_ptr<const retention_options> 
       auto a = io::decode<io::alert_record>(row.value);
       return a && alert_expired(*a, cutoff);
     }});
-  prune_table(self, opts, deployments, [=] {
-    prune_table(self, opts, tasks, [=] { prune_table(self, opts, alerts, [] {}); });
+  prune_table(self, opts, deployments, cutoff, [=] {
+    prune_table(self, opts, tasks, cutoff, [=] { prune_table(self, opts, alerts, cutoff, [] {}); });
   });
 }
 
