@@ -22,7 +22,6 @@ struct git_call {
   std::string log_path;
   std::vector<std::pair<std::string, std::string>> env;
   bool capture_stdout = false;
-  const std::atomic<bool>* cancel = nullptr; // see process_spec::cancel
 };
 
 // The last few non-empty lines of git's output, enough to say why it failed.
@@ -42,7 +41,8 @@ std::string last_lines(std::string tail, size_t count = 3) {
   return text.size() > 600 ? text.substr(text.size() - 600) : text;
 }
 
-caf::expected<process_result> run_git(git_call call) {
+// `cancel`: see process_spec::cancel.
+caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* cancel = nullptr) {
   process_spec spec;
   spec.argv = {"git"};
   spec.argv.insert(spec.argv.end(), call.args.begin(), call.args.end());
@@ -52,7 +52,7 @@ caf::expected<process_result> run_git(git_call call) {
   spec.timeout = call.timeout;
   spec.log_path = call.log_path;
   spec.capture_stdout = call.capture_stdout;
-  spec.cancel = call.cancel;
+  spec.cancel = cancel;
   auto result = run_process(spec);
   if (!result)
     return result.error();
@@ -136,10 +136,6 @@ std::string redact_url(std::string_view url) {
 caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir,
                       milliseconds timeout, const std::string& log_path,
                       const std::atomic<bool>* cancel) {
-  auto run_git = [cancel](git_call call) {
-    call.cancel = cancel;
-    return io::run_git(std::move(call));
-  };
   auto what = "git fetch of " + redact_url(remote_url);
   if (!is_bare_repository(repo_dir)) {
     std::error_code ec;
@@ -147,18 +143,21 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
     if (ec)
       return make_error(brd_errc::io_failure, "cannot create " + repo_dir + ": " + ec.message());
     auto init = run_git({{"init", "--quiet", "--bare", "--", repo_dir},
-                         "git init of " + repo_dir, timeout, log_path});
+                         "git init of " + repo_dir, timeout, log_path},
+                        cancel);
     if (!init)
       return init.error();
   }
   auto git_dir = "--git-dir=" + repo_dir;
   auto set_url = run_git({{git_dir, "config", "--", "remote.origin.url", remote_url},
-                          "setting the remote of " + repo_dir, timeout, log_path});
+                          "setting the remote of " + repo_dir, timeout, log_path},
+                         cancel);
   if (!set_url)
     return set_url.error();
   auto fetch = run_git({{git_dir, "fetch", "--prune", "--no-tags", "--", "origin",
                          "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
-                        what, timeout, log_path});
+                        what, timeout, log_path},
+                       cancel);
   if (!fetch)
     return fetch.error();
   return {};
@@ -167,10 +166,6 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
 caf::error checkout(const std::string& repo_dir, const std::string& sha,
                     const std::string& build_dir, milliseconds timeout,
                     const std::string& log_path, const std::atomic<bool>* cancel) {
-  auto run_git = [cancel](git_call call) {
-    call.cancel = cancel;
-    return io::run_git(std::move(call));
-  };
   if (auto err = check_commit_id(sha, "the sha to check out"))
     return err;
   std::error_code ec;
@@ -178,7 +173,8 @@ caf::error checkout(const std::string& repo_dir, const std::string& sha,
     return make_error(brd_errc::refused, "build directory " + build_dir + " already exists");
   auto git_dir = "--git-dir=" + repo_dir;
   auto exists = run_git({{git_dir, "cat-file", "-e", sha + "^{commit}"},
-                         "looking up commit " + sha + " in " + repo_dir, timeout, log_path});
+                         "looking up commit " + sha + " in " + repo_dir, timeout, log_path},
+                        cancel);
   if (!exists)
     return exists.error();
   fs::path partial = build_dir + ".partial";
@@ -193,10 +189,11 @@ caf::error checkout(const std::string& repo_dir, const std::string& sha,
   // A private index: the repository's own index and HEAD stay as they are.
   std::vector<std::pair<std::string, std::string>> env{{"GIT_INDEX_FILE", index.string()}};
   auto what = "git checkout of " + sha + " into " + build_dir;
-  auto read = run_git({{git_dir, "read-tree", sha}, what, timeout, log_path, env});
+  auto read = run_git({{git_dir, "read-tree", sha}, what, timeout, log_path, env}, cancel);
   auto written = read ? run_git({{git_dir, "--work-tree=" + partial.string(),
                                   "checkout-index", "--all", "--force"},
-                                 what, timeout, log_path, env})
+                                 what, timeout, log_path, env},
+                                cancel)
                       : read;
   remove_if_present(index);
   if (!written) {
