@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "io/process.hpp"
 #include "runtime/errors.hpp"
@@ -41,8 +42,10 @@ std::string last_lines(std::string tail, size_t count = 3) {
   return text.size() > 600 ? text.substr(text.size() - 600) : text;
 }
 
-// `cancel`: see process_spec::cancel.
-caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* cancel = nullptr) {
+// Runs git; an error only when it could not run to its end (it did not
+// start, ran out of time, or the node is stopping). `cancel`: see
+// process_spec::cancel.
+caf::expected<process_result> run_git_to_end(git_call call, const std::atomic<bool>* cancel) {
   process_spec spec;
   spec.argv = {"git"};
   spec.argv.insert(spec.argv.end(), call.args.begin(), call.args.end());
@@ -61,14 +64,23 @@ caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* ca
   if (result->timed_out)
     return make_error(brd_errc::timeout, call.what + " timed out after "
                                            + std::to_string(call.timeout.count()) + " ms");
+  return result;
+}
+
+// Runs git; an error unless it exited 0 with all its output kept.
+caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* cancel = nullptr) {
+  auto what = call.what;
+  auto result = run_git_to_end(std::move(call), cancel);
+  if (!result)
+    return result;
   if (!result->succeeded()) {
     auto why = result->signal != 0 ? "signal " + std::to_string(result->signal)
                                    : "exit " + std::to_string(result->exit_code);
     return make_error(brd_errc::io_failure,
-                      call.what + " failed (" + why + "): " + last_lines(result->tail));
+                      what + " failed (" + why + "): " + last_lines(result->tail));
   }
   if (result->output_truncated)
-    return make_error(brd_errc::io_failure, call.what + " gave more output than we keep");
+    return make_error(brd_errc::io_failure, what + " gave more output than we keep");
   return result;
 }
 
@@ -99,6 +111,30 @@ std::vector<std::string> split_nul(const std::string& output) {
   std::sort(paths.begin(), paths.end());
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   return paths;
+}
+
+// Whether `repo_dir`'s config already names `url` as origin's URL, as git
+// writes it (`[remote "origin"]`, then a line `url = ...`). Only a URL git
+// writes unquoted is recognised; for any other the answer is false and the
+// caller sets it again with git, so a wrong "no" costs a process and a
+// wrong "yes" cannot happen.
+bool origin_is(const std::string& repo_dir, const std::string& url) {
+  if (url.empty() || url.find_first_of("\"\\;#\n") != std::string::npos
+      || url.front() == ' ' || url.back() == ' ')
+    return false;
+  std::ifstream in{fs::path{repo_dir} / "config"};
+  std::string line;
+  bool in_origin = false;
+  while (std::getline(in, line)) {
+    auto text = std::string_view{line};
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+      text.remove_prefix(1);
+    if (text.starts_with("["))
+      in_origin = text == "[remote \"origin\"]";
+    else if (in_origin && text == "url = " + url)
+      return true;
+  }
+  return false;
 }
 
 caf::error remove_if_present(const fs::path& p) {
@@ -149,11 +185,13 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
       return init.error();
   }
   auto git_dir = "--git-dir=" + repo_dir;
-  auto set_url = run_git({{git_dir, "config", "--", "remote.origin.url", remote_url},
-                          "setting the remote of " + repo_dir, timeout, log_path},
-                         cancel);
-  if (!set_url)
-    return set_url.error();
+  if (!origin_is(repo_dir, remote_url)) {
+    auto set_url = run_git({{git_dir, "config", "--", "remote.origin.url", remote_url},
+                            "setting the remote of " + repo_dir, timeout, log_path},
+                           cancel);
+    if (!set_url)
+      return set_url.error();
+  }
   auto fetch = run_git({{git_dir, "fetch", "--prune", "--no-tags", "--", "origin",
                          "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"},
                         what, timeout, log_path},
@@ -161,6 +199,33 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
   if (!fetch)
     return fetch.error();
   return {};
+}
+
+caf::expected<bool> has_commit(const std::string& repo_dir, const std::string& sha,
+                               milliseconds timeout, const std::atomic<bool>* cancel) {
+  if (auto err = check_commit_id(sha, "the sha to look up"))
+    return err;
+  if (!is_bare_repository(repo_dir))
+    return false;
+  auto found = run_git_to_end({{"--git-dir=" + repo_dir, "cat-file", "-e", sha + "^{commit}"},
+                               "looking up commit " + sha + " in " + repo_dir, timeout},
+                              cancel);
+  if (!found)
+    return found.error();
+  return found->succeeded();
+}
+
+caf::expected<bool> fetch_commit(const std::string& remote_url, const std::string& repo_dir,
+                                 const std::string& sha, milliseconds timeout,
+                                 const std::string& log_path, const std::atomic<bool>* cancel) {
+  auto here = has_commit(repo_dir, sha, timeout, cancel);
+  if (!here)
+    return here.error();
+  if (*here)
+    return false;
+  if (auto err = fetch_repo(remote_url, repo_dir, timeout, log_path, cancel))
+    return err;
+  return true;
 }
 
 caf::error checkout(const std::string& repo_dir, const std::string& sha,
@@ -172,11 +237,6 @@ caf::error checkout(const std::string& repo_dir, const std::string& sha,
   if (fs::exists(build_dir, ec) || ec)
     return make_error(brd_errc::refused, "build directory " + build_dir + " already exists");
   auto git_dir = "--git-dir=" + repo_dir;
-  auto exists = run_git({{git_dir, "cat-file", "-e", sha + "^{commit}"},
-                         "looking up commit " + sha + " in " + repo_dir, timeout, log_path},
-                        cancel);
-  if (!exists)
-    return exists.error();
   fs::path partial = build_dir + ".partial";
   fs::path index = build_dir + ".partial.index";
   if (auto err = remove_if_present(partial))
@@ -189,15 +249,19 @@ caf::error checkout(const std::string& repo_dir, const std::string& sha,
   // A private index: the repository's own index and HEAD stay as they are.
   std::vector<std::pair<std::string, std::string>> env{{"GIT_INDEX_FILE", index.string()}};
   auto what = "git checkout of " + sha + " into " + build_dir;
-  auto read = run_git({{git_dir, "read-tree", sha}, what, timeout, log_path, env}, cancel);
-  auto written = read ? run_git({{git_dir, "--work-tree=" + partial.string(),
-                                  "checkout-index", "--all", "--force"},
-                                 what, timeout, log_path, env},
-                                cancel)
-                      : read;
+  // read-tree -u into the empty directory writes the whole tree: one
+  // process (read-tree plus checkout-index took two).
+  auto written = run_git({{git_dir, "--work-tree=" + partial.string(), "read-tree", "--reset",
+                           "-u", sha},
+                          what, timeout, log_path, env},
+                         cancel);
   remove_if_present(index);
   if (!written) {
     remove_if_present(partial);
+    auto here = has_commit(repo_dir, sha, timeout, cancel);
+    if (here && !*here)
+      return make_error(brd_errc::io_failure, "commit " + sha + " is not in " + repo_dir
+                                                + " (fetch it first)");
     return written.error();
   }
   fs::rename(partial, build_dir, ec);

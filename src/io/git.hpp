@@ -13,10 +13,10 @@
 // io_failure for everything else, with the last lines git wrote. Messages
 // name the remote with any user:password removed.
 //
-// fetch_repo and checkout take an optional cancel flag: once it turns true
-// (the node is stopping), the running git command's process group is ended
-// as on a timeout and the call fails with "... cancelled: the node is
-// stopping" (io_failure).
+// fetch_repo, fetch_commit, has_commit and checkout take an optional cancel
+// flag: once it turns true (the node is stopping), the running git
+// command's process group is ended as on a timeout and the call fails with
+// "... cancelled: the node is stopping" (io_failure).
 #pragma once
 
 #include <atomic>
@@ -48,11 +48,28 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
                       std::chrono::milliseconds timeout, const std::string& log_path = {},
                       const std::atomic<bool>* cancel = nullptr);
 
+// Whether commit `sha` is in the bare repository `repo_dir` (false when
+// there is no repository there yet).
+caf::expected<bool> has_commit(const std::string& repo_dir, const std::string& sha,
+                               std::chrono::milliseconds timeout,
+                               const std::atomic<bool>* cancel = nullptr);
+
+// Makes sure commit `sha` is in `repo_dir`: when it is already there (another
+// role's task, a retry, a redeploy) nothing runs and the answer is false;
+// otherwise fetch_repo runs and the answer is true. A commit is immutable,
+// so what a later checkout writes is the same either way.
+caf::expected<bool> fetch_commit(const std::string& remote_url, const std::string& repo_dir,
+                                 const std::string& sha, std::chrono::milliseconds timeout,
+                                 const std::string& log_path = {},
+                                 const std::atomic<bool>* cancel = nullptr);
+
 // Writes the tree of commit `sha` from `repo_dir` into `build_dir`, which
 // must not exist yet. Files are written into `build_dir`.partial first and
 // renamed at the end, so `build_dir` either is complete or does not exist; a
 // .partial left by a crash is removed by the next checkout of the same
-// build_dir. The repository's HEAD, index and refs are left untouched.
+// build_dir. The repository's HEAD, index and refs are left untouched. A
+// commit that is not in the repository fails with "commit ... is not in
+// ... (fetch it first)".
 caf::error checkout(const std::string& repo_dir, const std::string& sha,
                     const std::string& build_dir, std::chrono::milliseconds timeout = std::chrono::minutes{10},
                     const std::string& log_path = {}, const std::atomic<bool>* cancel = nullptr);

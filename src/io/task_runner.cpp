@@ -134,8 +134,12 @@ task_outcome run_deploy(const workspace& ws, const task_run& j) {
     return failed(j, describe(!repo_dir ? repo_dir.error() : build_dir.error()));
   note(j.log_path, "deploying " + t.repo + " " + t.sha + " (" + t.ref + ") for role " + t.role
                      + " on " + j.node + ", attempt " + std::to_string(t.attempt));
-  if (auto err = fetch_repo(t.remote, *repo_dir, git_timeout, j.log_path, j.cancel.get()))
-    return git_failed(j, err);
+  auto fetched = fetch_commit(t.remote, *repo_dir, t.sha, git_timeout, j.log_path,
+                              j.cancel.get());
+  if (!fetched)
+    return git_failed(j, fetched.error());
+  if (!*fetched)
+    note(j.log_path, t.sha + " is already in " + *repo_dir + "; no fetch");
   if (auto err = ws.prepare_build(t.repo, t.sha))
     return failed(j, describe(err));
   if (auto err = checkout(*repo_dir, t.sha, *build_dir, git_timeout, j.log_path,

@@ -124,6 +124,47 @@ TEST_CASE("fetch_repo makes a bare mirror and keeps its branches and tags exactl
   CHECK(git(origin.mirror(), {"cat-file", "-t", origin.second}) == "commit");
 }
 
+TEST_CASE("fetch_commit fetches only a commit the mirror does not hold yet") {
+  origin_repo origin;
+  auto log = origin.tmp.sub("logs/fetch.log");
+  auto missing = brd::io::has_commit(origin.mirror(), origin.first, 30s);
+  REQUIRE(missing);
+  CHECK_FALSE(*missing); // no repository yet
+  auto fetched = brd::io::fetch_commit(origin.dir, origin.mirror(), origin.second, 30s, log);
+  REQUIRE(fetched);
+  CHECK(*fetched);
+  auto again = brd::io::fetch_commit(origin.dir, origin.mirror(), origin.first, 30s, log);
+  REQUIRE(again);
+  CHECK_FALSE(*again); // fetched with the first one
+
+  write_file(fs::path{origin.dir} / "frontend/app.js", "v3\n");
+  auto third = commit_all(origin.dir, "third");
+  auto before = brd::io::has_commit(origin.mirror(), third, 30s);
+  REQUIRE(before);
+  CHECK_FALSE(*before);
+  auto newer = brd::io::fetch_commit(origin.dir, origin.mirror(), third, 30s, log);
+  REQUIRE(newer);
+  CHECK(*newer);
+  auto after = brd::io::has_commit(origin.mirror(), third, 30s);
+  REQUIRE(after);
+  CHECK(*after);
+
+  auto bad = brd::io::fetch_commit(origin.dir, origin.mirror(), "--upload-pack=touch PWNED", 30s);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error() == brd::brd_errc::refused);
+  CHECK_FALSE(origin.pwned());
+}
+
+TEST_CASE("fetch_repo follows a remote whose URL changed") {
+  origin_repo origin, other;
+  REQUIRE_FALSE(brd::io::fetch_repo(origin.dir, origin.mirror(), 30s));
+  REQUIRE_FALSE(brd::io::fetch_repo(origin.dir, origin.mirror(), 30s)); // URL unchanged
+  CHECK(git(origin.mirror(), {"config", "remote.origin.url"}) == origin.dir);
+  REQUIRE_FALSE(brd::io::fetch_repo(other.dir, origin.mirror(), 30s));
+  CHECK(git(origin.mirror(), {"config", "remote.origin.url"}) == other.dir);
+  CHECK(git(origin.mirror(), {"rev-parse", "refs/heads/main"}) == other.second);
+}
+
 TEST_CASE("fetch_repo from an unreachable remote fails without showing its password") {
   temp_dir tmp;
   auto err = brd::io::fetch_repo("https://deployer:hunter2@127.0.0.1:1/o/r.git",
@@ -207,7 +248,8 @@ TEST_CASE("checkout refuses anything but a commit id, and an existing build dire
   }
   auto unknown = brd::io::checkout(origin.mirror(), std::string(40, 'a'), build);
   REQUIRE(unknown);
-  CHECK(brd::describe(unknown).find(std::string(40, 'a')) != std::string::npos);
+  CHECK(brd::describe(unknown).find("commit " + std::string(40, 'a') + " is not in")
+        != std::string::npos);
   CHECK_FALSE(fs::exists(build));
   CHECK_FALSE(fs::exists(build + ".partial"));
 
