@@ -188,8 +188,9 @@ void start(deployer_ptr self, const std::string& repo) {
                       key_of(w.task.deploy_id, w.task.task_id), w.task.kind, repo,
                       w.task.sha.substr(0, 12), w.task.role);
   auto group_file = running_dir(st) + "/" + w.task.deploy_id + "." + w.task.task_id + ".pgid";
-  io::task_run job{std::move(w.task), st.opts.self, st.opts.fleet.deploy.settings.keep_builds,
-                   run.record.log_path, std::move(group_file), st.stopping};
+  const auto& settings = st.opts.fleet.deploy.settings;
+  io::task_run job{std::move(w.task), st.opts.self, settings.keep_builds,
+                   run.record.log_path, std::move(group_file), st.stopping, settings.nice};
   auto worker_handle = self->home_system().spawn<caf::detached>(worker, st.ws, std::move(job));
   self->request(worker_handle, caf::infinite, deploy_atom::value)
     .then([=](task_outcome& out) { finish(self, repo, std::move(out)); },

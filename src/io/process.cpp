@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -287,6 +288,22 @@ caf::expected<process_result> run_process(const process_spec& spec) {
   result.output_truncated = captured.truncated();
   result.elapsed = std::chrono::duration_cast<milliseconds>(clock_type::now() - start);
   return result;
+}
+
+caf::error lower_thread_priority(int nice) {
+  errno = 0;
+  auto tid = static_cast<id_t>(::gettid());
+  int now = ::getpriority(PRIO_PROCESS, tid);
+  if (now == -1 && errno != 0)
+    return make_error(brd_errc::io_failure,
+                      std::string{"cannot read this thread's priority: "} + std::strerror(errno));
+  if (now >= nice)
+    return {};
+  if (::setpriority(PRIO_PROCESS, tid, nice) != 0)
+    return make_error(brd_errc::io_failure, "cannot lower this thread's priority to nice "
+                                              + std::to_string(nice) + ": "
+                                              + std::strerror(errno));
+  return {};
 }
 
 int kill_stale_group(const std::string& group_file) {

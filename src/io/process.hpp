@@ -100,6 +100,12 @@ caf::expected<process_result> run_process(const process_spec& spec);
 // of its members still runs.
 int kill_stale_group(const std::string& group_file);
 
+// Lowers the calling thread's scheduling priority to niceness `nice` (0-19)
+// unless it is already that low; never raises it. Processes the thread
+// starts afterwards inherit it (Linux keeps the nice value per thread), so a
+// thread that only runs one task's commands can lower them all at once.
+caf::error lower_thread_priority(int nice);
+
 // How many members of process group `pgid` are alive (zombies are dead), as
 // /proc shows them.
 int live_group_members(int pgid);

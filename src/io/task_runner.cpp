@@ -142,8 +142,17 @@ task_outcome run_deploy(const workspace& ws, const task_run& j) {
     note(j.log_path, t.sha + " is already in " + *repo_dir + "; no fetch");
   if (auto err = ws.prepare_build(t.repo, t.sha))
     return failed(j, describe(err));
-  if (auto err = checkout(*repo_dir, t.sha, *build_dir, git_timeout, j.log_path,
-                          j.cancel.get())) {
+  auto err = checkout(*repo_dir, t.sha, *build_dir, git_timeout, j.log_path, j.cancel.get());
+  if (err && !*fetched && !(j.cancel && *j.cancel)) {
+    // The commit object was here but not everything it needs (a fetch
+    // killed half way can leave that): a fetch fills in the rest.
+    note(j.log_path, "checkout from the local mirror failed (" + describe(err)
+                       + "); fetching and trying again");
+    err = fetch_repo(t.remote, *repo_dir, git_timeout, j.log_path, j.cancel.get());
+    if (!err)
+      err = checkout(*repo_dir, t.sha, *build_dir, git_timeout, j.log_path, j.cancel.get());
+  }
+  if (err) {
     ws.discard_build(t.repo, t.sha);
     return git_failed(j, err);
   }
@@ -209,6 +218,8 @@ std::string task_problem(const deploy_task& t) {
 }
 
 task_outcome run_task(const workspace& ws, const task_run& run) {
+  if (auto err = lower_thread_priority(run.nice))
+    note(run.log_path, "running at normal priority: " + describe(err));
   return run.task.kind == "rollback" ? run_rollback(ws, run) : run_deploy(ws, run);
 }
 

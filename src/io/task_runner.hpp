@@ -45,6 +45,9 @@ struct task_run {
   // as on a timeout and the task fails with a reason saying so
   // (process_spec::cancel).
   std::shared_ptr<const std::atomic<bool>> cancel;
+  // git and the script run at this niceness (deploy_settings::nice).
+  // run_task lowers its calling thread to it: call it on a thread of its own.
+  int nice = 0;
 };
 
 // How a task ended.
@@ -63,6 +66,8 @@ typename Inspector::result_type inspect(Inspector& f, task_outcome& x) {
            x.log_tail, x.finished_at_ms);
 }
 
+// Runs a deploy (fetch if needed, checkout, script, activate, retention) or
+// a rollback (activate a kept build). Blocks its thread.
 task_outcome run_task(const workspace& ws, const task_run& run);
 
 } // namespace brd::io

@@ -23,7 +23,7 @@ constexpr key_spec alerts_keys[] = {
   {"url", "\"https://hooks.slack.com/services/...\""}, {"long_build_s", "300"}};
 constexpr key_spec settings_keys[] = {
   {"workspace", "\"workspace\""}, {"keep_builds", "5"}, {"max_parallel", "2"},
-  {"keep_logs_days", "30"}, {"keep_history_days", "90"}};
+  {"keep_logs_days", "30"}, {"keep_history_days", "90"}, {"nice", "10"}};
 constexpr key_spec repo_keys[] = {
   {"name", "\"blackroad/*\""},
   {"remote", "\"https://github.com/{repo}.git\""},
@@ -103,6 +103,8 @@ void read_settings(report& out, const scope& root, deploy_settings& d) {
     d.keep_logs = std::chrono::days{*v};
   if (auto v = get_at_least(out, s, "keep_history_days", 1))
     d.keep_history = std::chrono::days{*v};
+  if (auto v = get_between(out, s, "nice", 0, 19))
+    d.nice = static_cast<int>(*v);
 }
 
 std::optional<route_rule> read_rule(report& out, const toml::table& table,

@@ -70,6 +70,9 @@ struct deploy_settings {
   size_t max_parallel = 2;          // repositories building at once per node
   std::chrono::days keep_logs{30};  // task logs older than this are removed
   std::chrono::days keep_history{90}; // and records (actors/retention.hpp)
+  // The niceness (0-19) of git and the role scripts: a build that takes
+  // every core must not starve the node's heartbeats and replication.
+  int nice = 10;
 };
 
 struct deploy_config {

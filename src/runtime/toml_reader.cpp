@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "runtime/errors.hpp"
 
@@ -121,15 +122,22 @@ void wrong_type(report& out, const scope& s, std::string_view key, const toml::n
           cat("expected ", expected, ", found ", type_name(n.type())), s.write_like(key));
 }
 
-std::optional<int64_t> get_at_least(report& out, const scope& s, std::string_view key,
-                                    int64_t min) {
+std::optional<int64_t> get_between(report& out, const scope& s, std::string_view key,
+                                   int64_t min, int64_t max) {
   auto v = get<int64_t>(out, s, key, false);
-  if (!v || *v >= min)
+  if (!v || (*v >= min && *v <= max))
     return v;
-  out.add(s.line(key), s.key_path(key),
-          cat(key, " is ", *v, ", but must be ", min > 0 ? "greater than 0" : "0 or more"),
+  auto bound = max != std::numeric_limits<int64_t>::max()
+                 ? cat("between ", min, " and ", max)
+                 : std::string{min > 0 ? "greater than 0" : "0 or more"};
+  out.add(s.line(key), s.key_path(key), cat(key, " is ", *v, ", but must be ", bound),
           s.write_like(key));
   return std::nullopt;
+}
+
+std::optional<int64_t> get_at_least(report& out, const scope& s, std::string_view key,
+                                    int64_t min) {
+  return get_between(out, s, key, min, std::numeric_limits<int64_t>::max());
 }
 
 void get_duration(report& out, const scope& s, std::string_view key,

@@ -109,6 +109,10 @@ const toml::table* sub_table(report& out, const scope& parent, std::string_view 
 std::optional<int64_t> get_at_least(report& out, const scope& s,
                                     std::string_view key, int64_t min);
 
+// An optional integer value from `min` to `max`.
+std::optional<int64_t> get_between(report& out, const scope& s, std::string_view key,
+                                   int64_t min, int64_t max);
+
 void get_duration(report& out, const scope& s, std::string_view key,
                   std::chrono::milliseconds& into, int64_t min = 1);
 

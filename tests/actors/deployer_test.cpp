@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
@@ -60,6 +61,7 @@ const std::string build_script = R"sh(#!/bin/sh
 runs=../../../../runs.txt
 echo "start $BLACKROAD_DEPLOY_ID $(date +%s%N)" >> "$runs"
 env | grep '^BLACKROAD_' | sort > env.txt
+nice > nice.txt
 echo "building $BLACKROAD_REPO at $BLACKROAD_SHA"
 if [ -f fail ]; then echo "building went wrong" >&2; exit 3; fi
 if [ -f hang ]; then sleep 100; fi
@@ -351,6 +353,10 @@ TEST_CASE("a deploy fetches, builds at the pushed sha with the BLACKROAD_ enviro
              "BLACKROAD_REF=refs/heads/main\nBLACKROAD_REPO=blackroad/site\n"
              "BLACKROAD_ROLE=web\nBLACKROAD_SHA=" + sha + "\nBLACKROAD_TASK_ID=web@pi-1\n");
   CHECK(f.active() == sha);
+  // [deploy] nice (10 by default): the script runs below the node's priority.
+  auto ours = getpriority(PRIO_PROCESS, 0);
+  CHECK(read_file(f.build(sha) / "nice.txt") == std::to_string(std::max(ours, 10)) + "\n");
+  CHECK(getpriority(PRIO_PROCESS, 0) == ours); // the test's thread kept its own
   CHECK(fs::is_directory(f.workspace / "repos" / "blackroad" / "site" / "objects"));
   CHECK(f.counted("succeeded") == 1);
   CHECK(f.metrics->gauge("brnode_deploy_running", "").value() == 0);
@@ -563,6 +569,37 @@ TEST_CASE("rollback re-activates a kept build without fetching or running anythi
   CHECK(missing.state == "failed");
   CHECK(missing.reason.find("no kept build") != std::string::npos);
   CHECK(f.active() == one);
+}
+
+TEST_CASE("a commit already in the mirror is not fetched again; one missing its tree is") {
+  fixture f;
+  auto first = f.commit({{"a.txt", "1\n"}});
+  auto t1 = f.task(first);
+  f.send(t1);
+  REQUIRE(f.wait_final(t1).state == "succeeded");
+  CHECK(read_file(f.records_of(t1).back().log_path).find("no fetch") == std::string::npos);
+
+  // The same commit again (another role of the push, a retry): no fetch.
+  auto t2 = f.task(first);
+  f.send(t2);
+  auto again = f.wait_final(t2);
+  CHECK(again.state == "succeeded");
+  CHECK(read_file(again.log_path).find(first + " is already in") != std::string::npos);
+
+  // A fetch killed half way left the next commit's object but not its tree:
+  // the checkout fails, a fetch fills in the rest, the deploy succeeds.
+  auto second = f.commit({{"b.txt", "2\n"}});
+  auto rel = fs::path{second.substr(0, 2)} / second.substr(2);
+  auto mirror = f.workspace / "repos" / "blackroad" / "site";
+  fs::create_directories(mirror / "objects" / second.substr(0, 2));
+  fs::copy_file(f.work / ".git" / "objects" / rel, mirror / "objects" / rel);
+  auto t3 = f.task(second);
+  f.send(t3);
+  auto repaired = f.wait_final(t3);
+  CHECK(repaired.state == "succeeded");
+  auto log = read_file(repaired.log_path);
+  CHECK(log.find("checkout from the local mirror failed") != std::string::npos);
+  CHECK(read_file(f.build(second) / "b.txt") == "2\n");
 }
 
 TEST_CASE("a redeploy of the active sha rebuilds it in a fresh directory") {

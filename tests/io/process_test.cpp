@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -99,6 +100,22 @@ TEST_CASE("arguments full of shell metacharacters reach the program literally") 
   CHECK(via_sh.tail == result.tail);
   for (auto name : {"pwned1", "pwned2", "pwned3", "pwned4"})
     CHECK_FALSE(fs::exists(tmp.sub(name)));
+}
+
+TEST_CASE("lower_thread_priority lowers one thread and what it starts, and never raises it") {
+  auto ours = getpriority(PRIO_PROCESS, 0);
+  std::string seen, after_raise;
+  std::thread worker{[&] {
+    CHECK_FALSE(brd::io::lower_thread_priority(std::max(ours, 12)));
+    seen = run({"nice"}).tail;
+    CHECK_FALSE(brd::io::lower_thread_priority(3)); // no: already lower
+    after_raise = run({"nice"}).tail;
+  }};
+  worker.join();
+  CHECK(seen == std::to_string(std::max(ours, 12)) + "\n");
+  CHECK(after_raise == seen);
+  CHECK(getpriority(PRIO_PROCESS, 0) == ours); // other threads keep theirs
+  CHECK(run({"nice"}).tail == std::to_string(ours) + "\n");
 }
 
 TEST_CASE("a timeout kills the whole process group, background children included") {

@@ -63,6 +63,7 @@ long_build_s = 30
 keep_builds = 3
 max_parallel = 4
 keep_logs_days = 7
+nice = 5
 
 [[repo]]
 name = "acme/*"
@@ -86,6 +87,7 @@ on_branch_delete = "deploy"
   CHECK(d.alerts.long_build == std::chrono::seconds{30});
   CHECK(d.settings.max_parallel == 4);
   CHECK(d.settings.keep_logs == std::chrono::days{7});
+  CHECK(d.settings.nice == 5);
   REQUIRE(d.repos.size() == 1);
   CHECK(d.repos[0].branches == std::vector<std::string>{"main", "release/*"});
   CHECK(d.repos[0].on_branch_delete == ref_policy::deploy);
@@ -133,6 +135,18 @@ TEST_CASE("logs are kept for at least a day") {
   auto msg = parse_error("\n[deploy]\nkeep_logs_days = 0\n");
   CHECK(msg.find("deploy.keep_logs_days") != std::string::npos);
   CHECK(msg.find("must be greater than 0") != std::string::npos);
+}
+
+TEST_CASE("builds run at nice 10 unless [deploy] nice says another value from 0 to 19") {
+  auto cfg = parse_fleet_config(nodes + one_rule(""), "deploy.toml");
+  REQUIRE(cfg);
+  CHECK(cfg->deploy.settings.nice == 10);
+  for (auto bad : {"-1", "20"}) {
+    auto msg = parse_error(std::string{"\n[deploy]\nnice = "} + bad + "\n");
+    CHECK(msg.find(std::string{"deploy.nice: nice is "} + bad + ", but must be between 0 and 19")
+          != std::string::npos);
+    CHECK(msg.find("fix: write it like nice = 10") != std::string::npos);
+  }
 }
 
 TEST_CASE("a misspelt deploy key names the nearest known key") {
