@@ -1,5 +1,6 @@
 #include "etcd_load.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -33,19 +34,36 @@ int64_t revision(const member& m) {
   return std::stoll(doc["header"].value("revision", std::string{"0"}));
 }
 
-// One client: sequential puts on its own keep-alive connection.
-void client(const member& m, const std::string& prefix, size_t count, const std::string& value,
-            std::atomic<size_t>& acked, std::atomic<size_t>& errors,
+// The request for writes [first, first + n) of a client: one put, or for
+// n > 1 a transaction of n puts (etcd's way to write many keys at once).
+std::pair<std::string, std::string> request_for(const std::string& prefix, size_t first,
+                                                size_t n, const std::string& encoded) {
+  auto put = [&](size_t i) {
+    return json{{"key", base64(prefix + std::to_string(i))}, {"value", encoded}};
+  };
+  if (n == 1)
+    return {"/v3/kv/put", put(first).dump()};
+  auto ops = json::array();
+  for (size_t i = first; i < first + n; ++i)
+    ops.push_back(json{{"request_put", put(i)}});
+  return {"/v3/kv/txn", json{{"success", ops}}.dump()};
+}
+
+// One client: sequential requests of `batch` puts on its own keep-alive
+// connection.
+void client(const member& m, const std::string& prefix, size_t count, size_t batch,
+            const std::string& value, std::atomic<size_t>& acked, std::atomic<size_t>& errors,
             std::atomic<int64_t>& max_revision) {
   httplib::Client cli{"127.0.0.1", m.client_port};
   cli.set_keep_alive(true);
   cli.set_read_timeout(30, 0);
   auto encoded = base64(value);
-  for (size_t i = 0; i < count; ++i) {
-    auto body = json{{"key", base64(prefix + std::to_string(i))}, {"value", encoded}}.dump();
-    auto res = cli.Post("/v3/kv/put", body, "application/json");
+  for (size_t i = 0; i < count; i += batch) {
+    auto n = std::min(batch, count - i);
+    auto [path, body] = request_for(prefix, i, n, encoded);
+    auto res = cli.Post(path, body, "application/json");
     if (!res || res->status != 200) {
-      ++errors;
+      errors += n;
       continue;
     }
     auto doc = json::parse(res->body, nullptr, false);
@@ -55,7 +73,7 @@ void client(const member& m, const std::string& prefix, size_t count, const std:
       while (rev > seen && !max_revision.compare_exchange_weak(seen, rev)) {
       }
     }
-    ++acked;
+    acked += n;
   }
 }
 
@@ -111,7 +129,8 @@ etcd_result run_etcd(const load_options& opts) {
     for (const auto& m : members)
       for (size_t c = 0; c < opts.clients_per_node; ++c)
         clients.emplace_back(client, std::cref(m), "w-" + m.name + "-" + std::to_string(c) + "-",
-                             per_client, std::cref(value), std::ref(acked), std::ref(errors),
+                             per_client, std::max<size_t>(1, opts.batch), std::cref(value),
+                             std::ref(acked), std::ref(errors),
                              std::ref(max_revision));
     for (auto& t : clients)
       t.join();

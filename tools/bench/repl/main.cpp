@@ -1,5 +1,6 @@
 // bench_replication: the replication benchmark of issue 3 (run it through
 // tools/bench/replication). See usage below.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -30,9 +31,13 @@ options:
   --clients N          writes outstanding per node (default 64)
   --batch N            writes per request (default 1: one put per message;
                        N: put (table, keys, values), acked once all N are
-                       durable on the origin)
+                       durable on the origin; etcd then gets transactions
+                       of N puts, so both sides see the same shape)
   --etcd-writes N      writes per etcd member (default 20000)
-  --etcd-clients N     concurrent HTTP clients per etcd member (default 64)
+  --etcd-clients N     concurrent HTTP clients per etcd member (default: the
+                       requests BlackRoad has outstanding per node, --clients
+                       divided by --batch, so both keep as many writes in
+                       flight)
   --no-etcd            skip etcd
 )";
 
@@ -53,6 +58,7 @@ std::string default_brnode() {
 bool parse(int argc, char** argv, options& out) {
   out.brnode = default_brnode();
   out.etcd.writes_per_node = 20'000;
+  size_t etcd_clients = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto number = [&](size_t& into) {
@@ -66,13 +72,17 @@ bool parse(int argc, char** argv, options& out) {
     else if (arg == "--writes" && number(out.brd.writes_per_node)) {
     } else if (arg == "--clients" && number(out.brd.clients_per_node)) {
     } else if (arg == "--batch" && number(out.brd.batch)) {
+      out.etcd.batch = out.brd.batch;
     } else if (arg == "--etcd-writes" && number(out.etcd.writes_per_node)) {
-    } else if (arg == "--etcd-clients" && number(out.etcd.clients_per_node)) {
+    } else if (arg == "--etcd-clients" && number(etcd_clients)) {
     } else if (arg == "--no-etcd")
       out.with_etcd = false;
     else
       return false;
   }
+  out.etcd.clients_per_node
+    = etcd_clients > 0 ? etcd_clients
+                       : std::max<size_t>(1, out.brd.clients_per_node / out.brd.batch);
   return true;
 }
 
@@ -128,8 +138,10 @@ int main(int argc, char** argv) {
 
   if (opts.with_etcd) {
     auto etcd = bench::run_etcd(opts.etcd);
-    std::printf("\netcd, 3 members on loopback (%zu writes, %zu HTTP/JSON clients per member):\n",
-                etcd.writes, opts.etcd.clients_per_node);
+    std::printf("\netcd, 3 members on loopback (%zu writes, %zu HTTP/JSON clients per member, "
+                "%zu per request%s):\n",
+                etcd.writes, opts.etcd.clients_per_node, opts.etcd.batch,
+                opts.etcd.batch > 1 ? " in a txn" : "");
     if (!etcd.skipped.empty())
       std::printf("  skipped: %s\n", etcd.skipped.c_str());
     else if (!etcd.failure.empty())
