@@ -113,28 +113,31 @@ std::vector<std::string> split_nul(const std::string& output) {
   return paths;
 }
 
-// Whether `repo_dir`'s config already names `url` as origin's URL, as git
+// Whether `repo_dir`'s config names `url` as origin's only URL, as git
 // writes it (`[remote "origin"]`, then a line `url = ...`). Only a URL git
-// writes unquoted is recognised; for any other the answer is false and the
-// caller sets it again with git, so a wrong "no" costs a process and a
-// wrong "yes" cannot happen.
+// writes unquoted is recognised, and only when it is the one url line of
+// the section; otherwise the answer is false and the caller sets it with
+// git, so a wrong "no" costs a process and a wrong "yes" cannot happen.
 bool origin_is(const std::string& repo_dir, const std::string& url) {
-  if (url.empty() || url.find_first_of("\"\\;#\n") != std::string::npos
+  if (url.empty() || url.find_first_of("\"\\;#\n\t") != std::string::npos
       || url.front() == ' ' || url.back() == ' ')
     return false;
   std::ifstream in{fs::path{repo_dir} / "config"};
   std::string line;
-  bool in_origin = false;
+  bool in_origin = false, found = false;
+  int urls = 0;
   while (std::getline(in, line)) {
     auto text = std::string_view{line};
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
       text.remove_prefix(1);
-    if (text.starts_with("["))
+    if (text.starts_with("[")) {
       in_origin = text == "[remote \"origin\"]";
-    else if (in_origin && text == "url = " + url)
-      return true;
+    } else if (in_origin && (text.starts_with("url ") || text.starts_with("url="))) {
+      ++urls;
+      found = found || text == "url = " + url;
+    }
   }
-  return false;
+  return found && urls == 1;
 }
 
 caf::error remove_if_present(const fs::path& p) {
@@ -186,7 +189,7 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
   }
   auto git_dir = "--git-dir=" + repo_dir;
   if (!origin_is(repo_dir, remote_url)) {
-    auto set_url = run_git({{git_dir, "config", "--", "remote.origin.url", remote_url},
+    auto set_url = run_git({{git_dir, "config", "--replace-all", "--", "remote.origin.url", remote_url},
                             "setting the remote of " + repo_dir, timeout, log_path},
                            cancel);
     if (!set_url)

@@ -163,6 +163,11 @@ TEST_CASE("fetch_repo follows a remote whose URL changed") {
   REQUIRE_FALSE(brd::io::fetch_repo(other.dir, origin.mirror(), 30s));
   CHECK(git(origin.mirror(), {"config", "remote.origin.url"}) == other.dir);
   CHECK(git(origin.mirror(), {"rev-parse", "refs/heads/main"}) == other.second);
+
+  // A hand-edited config with a second URL: the fleet config's one wins.
+  git(origin.mirror(), {"config", "--add", "remote.origin.url", origin.dir});
+  REQUIRE_FALSE(brd::io::fetch_repo(other.dir, origin.mirror(), 30s));
+  CHECK(git(origin.mirror(), {"config", "--get-all", "remote.origin.url"}) == other.dir);
 }
 
 TEST_CASE("fetch_repo from an unreachable remote fails without showing its password") {
