@@ -1,7 +1,7 @@
-// The state_store's opening, writes (commit, apply), snapshots and reads,
-// with the validation of records and the merge rule. The replication-log
-// side (log_since, missing_for, truncate) is in io/state_log.cpp; the
-// storage layout and the helpers both files share are in
+// The state_store's opening, writes (commit, apply) and reads, with the
+// validation of records. The replication-log side (log_since, missing_for,
+// truncate) is in io/state_log.cpp, snapshots in io/state_snapshot.cpp; the
+// storage layout, the merge rule and the helpers these files share are in
 // io/state_store_detail.hpp.
 //
 // Every batch that writes rows also writes meta "hlc" and open() seeds the
@@ -32,19 +32,6 @@ namespace {
 constexpr uint64_t supported_major = 1;
 constexpr uint64_t first_unknown_version = 100 * (supported_major + 1);
 
-// -- tables and the merge rule ---------------------------------------------
-
-bool is_table(const std::string& name) {
-  const auto& tables = replicated_tables();
-  return std::find(tables.begin(), tables.end(), name) != tables.end();
-}
-
-// The merge rule: the highest (hlc, origin) wins.
-bool wins(uint64_t hlc, const std::string& origin, uint64_t other_hlc,
-          const std::string& other_origin) {
-  return hlc != other_hlc ? hlc > other_hlc : origin > other_origin;
-}
-
 // -- validation -----------------------------------------------------------
 
 std::string table_list() {
@@ -71,22 +58,6 @@ caf::error check_write(const local_write& w) {
   return caf::none;
 }
 
-uint64_t wall_now_ms() {
-  return static_cast<uint64_t>(wall_clock_ms());
-}
-
-// Why a timestamp of `origin` is too far ahead of our wall clock (`now`,
-// read once per batch), if it is.
-std::optional<std::string> clock_problem(hlc_time hlc, const std::string& origin,
-                                         uint64_t now) {
-  if (hlc_wall_ms(hlc) <= now + max_clock_ahead_ms)
-    return std::nullopt;
-  return "stamped " + std::to_string((hlc_wall_ms(hlc) - now) / 1000)
-         + " s ahead of this node's clock (clock ahead; the limit is "
-         + std::to_string(max_clock_ahead_ms / 1000) + " s); fix: check NTP on " + origin
-         + " and on this node";
-}
-
 // Why a peer's entry (not yet applied, origin known) is refused, if it is.
 std::optional<std::string> entry_problem(const state_entry& e, uint64_t have, uint64_t now) {
   auto which = "entry " + std::to_string(e.seq) + " from '" + e.origin + "'";
@@ -103,68 +74,7 @@ std::optional<std::string> entry_problem(const state_entry& e, uint64_t have, ui
   return std::nullopt;
 }
 
-// -- reading --------------------------------------------------------------
-
-// Calls f(key, row) for the rows of `table` with `prefix`, tombstones
-// included, in key order, while f returns true.
-template <class F>
-caf::error for_each_row(const store& db, const std::string& table,
-                        const std::string& prefix, F&& f) {
-  caf::error failure;
-  auto err = for_each_key(db, table, prefix, prefix,
-                          [&](const std::string& key, const std::string& bytes) {
-                            auto row = decode_row_envelope(bytes);
-                            if (!row) {
-                              failure = std::move(row.error());
-                              return false;
-                            }
-                            return f(key, std::move(*row));
-                          });
-  return err ? err : failure;
-}
-
 // -- writing --------------------------------------------------------------
-
-// Stages rows into a batch by the merge rule. Remembers what it staged, so
-// two entries for one key in the same batch are compared with each other.
-class row_merger {
-public:
-  row_merger(const store& db, batch& b) : db_(db), batch_(b) {
-  }
-
-  // Stages `e` if it wins against the row it would replace. A stamp above
-  // `floor` (the highest hlc of any stored row) wins without a read.
-  caf::expected<bool> offer(const state_entry& e, hlc_time floor = 0) {
-    if (auto i = staged_.find({e.table, e.key}); i != staged_.end()) {
-      if (!wins(e.hlc, e.origin, i->second.first, i->second.second))
-        return false;
-    } else if (floor == 0 || e.hlc <= floor) {
-      auto current = read_row(db_, e.table, e.key);
-      if (!current)
-        return std::move(current.error());
-      if (*current && !wins(e.hlc, e.origin, (*current)->hlc, (*current)->origin))
-        return false;
-    }
-    stage(e);
-    return true;
-  }
-
-  // Stages `e` without a check: for stamps above every stored one.
-  void stage(const state_entry& e) {
-    batch_.put(e.table, e.key, encode(row_of(e)));
-    if (e.tombstone)
-      batch_.put(tombstones_cf, seq_key(e.origin, e.seq),
-                 e.table + '\0' + e.key);
-    staged_[{e.table, e.key}] = {e.hlc, e.origin};
-  }
-
-private:
-  const store& db_;
-  batch& batch_;
-  std::map<std::pair<std::string, std::string>,
-           std::pair<uint64_t, std::string>>
-    staged_;
-};
 
 void stage_log(batch& b, const state_entry& e) {
   b.put(log_cf, seq_key(e.origin, e.seq), encode(log_of(e)));
@@ -390,73 +300,6 @@ state_store::apply(const std::vector<state_entry>& entries) {
     seen.erase(self_); // own entries written without sync stay undurable
   raise(seen);
   return result;
-}
-
-// -- state_store: snapshots -----------------------------------------------
-
-caf::expected<state_snapshot> state_store::snapshot() const {
-  state_snapshot out;
-  out.from = self_;
-  out.vv = vv_;
-  for (const auto& table : replicated_tables()) {
-    auto add = [&](const std::string& key, row_envelope row) {
-      out.rows.push_back(entry_of(table, key, std::move(row)));
-      return true;
-    };
-    auto err = for_each_row(db_, table, "", add);
-    if (err)
-      return err;
-  }
-  return out;
-}
-
-caf::expected<std::vector<state_entry>>
-state_store::apply_snapshot(const state_snapshot& snap) {
-  auto refuse = [&](const std::string& why) {
-    return make_error(brd_errc::io_failure,
-                      "snapshot from '" + snap.from + "' refused: " + why);
-  };
-  auto now = wall_now_ms();
-  for (const auto& [origin, seq] : snap.vv)
-    if (!known_origin(origin))
-      return refuse("it names unknown node '" + origin + "'");
-  for (const auto& row : snap.rows) {
-    if (!known_origin(row.origin))
-      return refuse("a row comes from unknown node '" + row.origin + "'");
-    if (!is_table(row.table))
-      return refuse("a row names unknown table '" + row.table + "'");
-    if (!row.tombstone)
-      if (auto problem = value_problem(row.value))
-        return refuse(row.table + "/" + row.key + ": " + *problem);
-    if (auto ahead = clock_problem(row.hlc, row.origin, now))
-      return refuse(row.table + "/" + row.key + " " + *ahead);
-  }
-  std::vector<state_entry> changed;
-  batch b;
-  row_merger rows{db_, b};
-  for (auto row : snap.rows) {
-    if (row.tombstone)
-      row.value.clear();
-    auto won = rows.offer(row);
-    if (!won)
-      return std::move(won.error());
-    clock_.observe(row.hlc);
-    if (*won)
-      changed.push_back(std::move(row));
-  }
-  version_vector raised;
-  for (const auto& [origin, seq] : snap.vv)
-    if (seq > written(origin)) {
-      raised[origin] = seq;
-      b.put(vv_cf, origin, be64(seq));
-    }
-  if (b.empty())
-    return changed;
-  b.put(meta_cf, hlc_key, be64(clock_.last()));
-  if (auto err = db_.write(b, true))
-    return err;
-  raise(raised);
-  return changed;
 }
 
 // -- state_store: reading -------------------------------------------------

@@ -1,6 +1,7 @@
-// Internal to io/state_store.cpp and io/state_log.cpp: the storage layout of
-// state_store and the helpers both files need to read and write it. Not
-// part of the io API; nothing else should include this header.
+// Internal to io/state_store.cpp, io/state_log.cpp and io/state_snapshot.cpp:
+// the storage layout of state_store, the merge rule and the helpers these
+// files need to read and write it. Not part of the io API; nothing else
+// should include this header.
 //
 //   <table>      key                   -> row_envelope (io/codec)
 //   log          origin \0 be64(seq)   -> log_envelope (row + table + key)
@@ -12,7 +13,9 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +27,8 @@
 #include "io/codec.hpp"
 #include "io/state_store.hpp"
 #include "io/store.hpp"
+#include "runtime/hlc.hpp"
+#include "runtime/wall_clock.hpp"
 
 namespace brd::io::detail {
 
@@ -124,5 +129,95 @@ read_row(const store& db, const std::string& table, const std::string& key) {
     return std::move(row.error());
   return std::optional<row_envelope>{std::move(*row)};
 }
+
+// -- tables, clocks and the merge rule ---------------------------------------
+
+inline bool is_table(const std::string& name) {
+  const auto& tables = replicated_tables();
+  return std::find(tables.begin(), tables.end(), name) != tables.end();
+}
+
+// The merge rule: the highest (hlc, origin) wins.
+inline bool wins(uint64_t hlc, const std::string& origin, uint64_t other_hlc,
+                 const std::string& other_origin) {
+  return hlc != other_hlc ? hlc > other_hlc : origin > other_origin;
+}
+
+inline uint64_t wall_now_ms() {
+  return static_cast<uint64_t>(wall_clock_ms());
+}
+
+// Why a timestamp of `origin` is too far ahead of our wall clock (`now`,
+// read once per batch), if it is.
+inline std::optional<std::string> clock_problem(hlc_time hlc, const std::string& origin,
+                                                uint64_t now) {
+  if (hlc_wall_ms(hlc) <= now + max_clock_ahead_ms)
+    return std::nullopt;
+  return "stamped " + std::to_string((hlc_wall_ms(hlc) - now) / 1000)
+         + " s ahead of this node's clock (clock ahead; the limit is "
+         + std::to_string(max_clock_ahead_ms / 1000) + " s); fix: check NTP on " + origin
+         + " and on this node";
+}
+
+// Calls f(key, row) for the rows of `table` with `prefix`, tombstones
+// included, in key order, while f returns true.
+template <class F>
+caf::error for_each_row(const store& db, const std::string& table,
+                        const std::string& prefix, F&& f) {
+  caf::error failure;
+  auto err = for_each_key(db, table, prefix, prefix,
+                          [&](const std::string& key, const std::string& bytes) {
+                            auto row = decode_row_envelope(bytes);
+                            if (!row) {
+                              failure = std::move(row.error());
+                              return false;
+                            }
+                            return f(key, std::move(*row));
+                          });
+  return err ? err : failure;
+}
+
+// -- writing ----------------------------------------------------------------
+
+// Stages rows into a batch by the merge rule. Remembers what it staged, so
+// two entries for one key in the same batch are compared with each other.
+class row_merger {
+public:
+  row_merger(const store& db, batch& b) : db_(db), batch_(b) {
+  }
+
+  // Stages `e` if it wins against the row it would replace. A stamp above
+  // `floor` (the highest hlc of any stored row) wins without a read.
+  caf::expected<bool> offer(const state_entry& e, hlc_time floor = 0) {
+    if (auto i = staged_.find({e.table, e.key}); i != staged_.end()) {
+      if (!wins(e.hlc, e.origin, i->second.first, i->second.second))
+        return false;
+    } else if (floor == 0 || e.hlc <= floor) {
+      auto current = read_row(db_, e.table, e.key);
+      if (!current)
+        return std::move(current.error());
+      if (*current && !wins(e.hlc, e.origin, (*current)->hlc, (*current)->origin))
+        return false;
+    }
+    stage(e);
+    return true;
+  }
+
+  // Stages `e` without a check: for stamps above every stored one.
+  void stage(const state_entry& e) {
+    batch_.put(e.table, e.key, encode(row_of(e)));
+    if (e.tombstone)
+      batch_.put(tombstones_cf, seq_key(e.origin, e.seq),
+                 e.table + '\0' + e.key);
+    staged_[{e.table, e.key}] = {e.hlc, e.origin};
+  }
+
+private:
+  const store& db_;
+  batch& batch_;
+  std::map<std::pair<std::string, std::string>,
+           std::pair<uint64_t, std::string>>
+    staged_;
+};
 
 } // namespace brd::io::detail

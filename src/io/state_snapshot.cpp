@@ -1,0 +1,82 @@
+// state_store's snapshots: every row of every table with the version
+// vector, for a peer too far behind for the log; and applying one, checked
+// whole before any row is written, by the merge rule. See state_store.hpp.
+#include "io/state_store.hpp"
+
+#include <utility>
+
+#include "io/codec.hpp"
+#include "io/state_store_detail.hpp"
+#include "io/store.hpp"
+#include "runtime/errors.hpp"
+
+namespace brd::io {
+
+using namespace detail;
+
+caf::expected<state_snapshot> state_store::snapshot() const {
+  state_snapshot out;
+  out.from = self_;
+  out.vv = vv_;
+  for (const auto& table : replicated_tables()) {
+    auto add = [&](const std::string& key, row_envelope row) {
+      out.rows.push_back(entry_of(table, key, std::move(row)));
+      return true;
+    };
+    auto err = for_each_row(db_, table, "", add);
+    if (err)
+      return err;
+  }
+  return out;
+}
+
+caf::expected<std::vector<state_entry>>
+state_store::apply_snapshot(const state_snapshot& snap) {
+  auto refuse = [&](const std::string& why) {
+    return make_error(brd_errc::io_failure,
+                      "snapshot from '" + snap.from + "' refused: " + why);
+  };
+  auto now = wall_now_ms();
+  for (const auto& [origin, seq] : snap.vv)
+    if (!known_origin(origin))
+      return refuse("it names unknown node '" + origin + "'");
+  for (const auto& row : snap.rows) {
+    if (!known_origin(row.origin))
+      return refuse("a row comes from unknown node '" + row.origin + "'");
+    if (!is_table(row.table))
+      return refuse("a row names unknown table '" + row.table + "'");
+    if (!row.tombstone)
+      if (auto problem = value_problem(row.value))
+        return refuse(row.table + "/" + row.key + ": " + *problem);
+    if (auto ahead = clock_problem(row.hlc, row.origin, now))
+      return refuse(row.table + "/" + row.key + " " + *ahead);
+  }
+  std::vector<state_entry> changed;
+  batch b;
+  row_merger rows{db_, b};
+  for (auto row : snap.rows) {
+    if (row.tombstone)
+      row.value.clear();
+    auto won = rows.offer(row);
+    if (!won)
+      return std::move(won.error());
+    clock_.observe(row.hlc);
+    if (*won)
+      changed.push_back(std::move(row));
+  }
+  version_vector raised;
+  for (const auto& [origin, seq] : snap.vv)
+    if (seq > written(origin)) {
+      raised[origin] = seq;
+      b.put(vv_cf, origin, be64(seq));
+    }
+  if (b.empty())
+    return changed;
+  b.put(meta_cf, hlc_key, be64(clock_.last()));
+  if (auto err = db_.write(b, true))
+    return err;
+  raise(raised);
+  return changed;
+}
+
+} // namespace brd::io
