@@ -3,8 +3,11 @@
 #include "io/git.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "io/process.hpp"
 #include "runtime/errors.hpp"
@@ -42,10 +45,8 @@ std::string last_lines(std::string tail, size_t count = 3) {
   return text.size() > 600 ? text.substr(text.size() - 600) : text;
 }
 
-// Runs git; an error only when it could not run to its end (it did not
-// start, ran out of time, or the node is stopping). `cancel`: see
-// process_spec::cancel.
-caf::expected<process_result> run_git_to_end(git_call call, const std::atomic<bool>* cancel) {
+// `cancel`: see process_spec::cancel.
+caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* cancel = nullptr) {
   process_spec spec;
   spec.argv = {"git"};
   spec.argv.insert(spec.argv.end(), call.args.begin(), call.args.end());
@@ -64,23 +65,14 @@ caf::expected<process_result> run_git_to_end(git_call call, const std::atomic<bo
   if (result->timed_out)
     return make_error(brd_errc::timeout, call.what + " timed out after "
                                            + std::to_string(call.timeout.count()) + " ms");
-  return result;
-}
-
-// Runs git; an error unless it exited 0 with all its output kept.
-caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* cancel = nullptr) {
-  auto what = call.what;
-  auto result = run_git_to_end(std::move(call), cancel);
-  if (!result)
-    return result;
   if (!result->succeeded()) {
     auto why = result->signal != 0 ? "signal " + std::to_string(result->signal)
                                    : "exit " + std::to_string(result->exit_code);
     return make_error(brd_errc::io_failure,
-                      what + " failed (" + why + "): " + last_lines(result->tail));
+                      call.what + " failed (" + why + "): " + last_lines(result->tail));
   }
   if (result->output_truncated)
-    return make_error(brd_errc::io_failure, what + " gave more output than we keep");
+    return make_error(brd_errc::io_failure, call.what + " gave more output than we keep");
   return result;
 }
 
@@ -138,6 +130,48 @@ bool origin_is(const std::string& repo_dir, const std::string& url) {
     }
   }
   return found && urls == 1;
+}
+
+// The 20 bytes of a 40-hex-digit object id (checked by the caller).
+std::array<unsigned char, 20> object_id_bytes(std::string_view sha) {
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::array<unsigned char, 20> out{};
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<unsigned char>(nibble(sha[2 * i]) << 4 | nibble(sha[2 * i + 1]));
+  return out;
+}
+
+// Whether the pack index `idx` (version 2, SHA-1: magic, version, 256
+// cumulative counts by first byte, then the sorted ids) lists `id`. Any
+// other or damaged index reads as "no".
+bool pack_index_lists(const fs::path& idx, const std::array<unsigned char, 20>& id) {
+  std::ifstream in{idx, std::ios::binary};
+  auto read_at = [&in](std::streamoff at, void* into, std::streamsize n) {
+    return static_cast<bool>(in.seekg(at).read(static_cast<char*>(into), n));
+  };
+  unsigned char head[8];
+  static constexpr unsigned char v2[8] = {0xff, 't', 'O', 'c', 0, 0, 0, 2};
+  if (!read_at(0, head, sizeof head) || std::memcmp(head, v2, sizeof v2) != 0)
+    return false;
+  auto count_up_to = [&](int first_byte) -> std::optional<uint32_t> {
+    unsigned char b[4];
+    if (first_byte < 0)
+      return 0;
+    if (!read_at(8 + 4 * first_byte, b, 4))
+      return std::nullopt;
+    return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+  };
+  auto lo = count_up_to(id[0] - 1), hi = count_up_to(id[0]);
+  if (!lo || !hi || *hi < *lo)
+    return false;
+  std::vector<unsigned char> ids(size_t{*hi - *lo} * 20);
+  if (ids.empty() || !read_at(8 + 1024 + std::streamoff{*lo} * 20, ids.data(),
+                              static_cast<std::streamsize>(ids.size())))
+    return false;
+  for (size_t at = 0; at < ids.size(); at += 20)
+    if (std::memcmp(ids.data() + at, id.data(), 20) == 0)
+      return true;
+  return false;
 }
 
 caf::error remove_if_present(const fs::path& p) {
@@ -204,24 +238,27 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
   return {};
 }
 
-caf::expected<bool> has_commit(const std::string& repo_dir, const std::string& sha,
-                               milliseconds timeout, const std::atomic<bool>* cancel) {
+caf::expected<bool> has_object(const std::string& repo_dir, const std::string& sha) {
   if (auto err = check_commit_id(sha, "the sha to look up"))
     return err;
   if (!is_bare_repository(repo_dir))
     return false;
-  auto found = run_git_to_end({{"--git-dir=" + repo_dir, "cat-file", "-e", sha + "^{commit}"},
-                               "looking up commit " + sha + " in " + repo_dir, timeout},
-                              cancel);
-  if (!found)
-    return found.error();
-  return found->succeeded();
+  std::error_code ec;
+  fs::path objects = fs::path{repo_dir} / "objects";
+  if (fs::is_regular_file(objects / sha.substr(0, 2) / sha.substr(2), ec))
+    return true;
+  auto id = object_id_bytes(sha);
+  for (fs::directory_iterator it{objects / "pack", ec}, end; !ec && it != end;
+       it.increment(ec))
+    if (it->path().extension() == ".idx" && pack_index_lists(it->path(), id))
+      return true;
+  return false;
 }
 
 caf::expected<bool> fetch_commit(const std::string& remote_url, const std::string& repo_dir,
                                  const std::string& sha, milliseconds timeout,
                                  const std::string& log_path, const std::atomic<bool>* cancel) {
-  auto here = has_commit(repo_dir, sha, timeout, cancel);
+  auto here = has_object(repo_dir, sha);
   if (!here)
     return here.error();
   if (*here)
@@ -261,7 +298,7 @@ caf::error checkout(const std::string& repo_dir, const std::string& sha,
   remove_if_present(index);
   if (!written) {
     remove_if_present(partial);
-    auto here = has_commit(repo_dir, sha, timeout, cancel);
+    auto here = has_object(repo_dir, sha);
     if (here && !*here)
       return make_error(brd_errc::io_failure, "commit " + sha + " is not in " + repo_dir
                                                 + " (fetch it first)");

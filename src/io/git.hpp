@@ -13,7 +13,7 @@
 // io_failure for everything else, with the last lines git wrote. Messages
 // name the remote with any user:password removed.
 //
-// fetch_repo, fetch_commit, has_commit and checkout take an optional cancel
+// fetch_repo, fetch_commit and checkout take an optional cancel
 // flag: once it turns true (the node is stopping), the running git
 // command's process group is ended as on a timeout and the call fails with
 // "... cancelled: the node is stopping" (io_failure).
@@ -48,11 +48,11 @@ caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir
                       std::chrono::milliseconds timeout, const std::string& log_path = {},
                       const std::atomic<bool>* cancel = nullptr);
 
-// Whether commit `sha` is in the bare repository `repo_dir` (false when
-// there is no repository there yet).
-caf::expected<bool> has_commit(const std::string& repo_dir, const std::string& sha,
-                               std::chrono::milliseconds timeout,
-                               const std::atomic<bool>* cancel = nullptr);
+// Whether object `sha` is stored in the bare repository `repo_dir`, as a
+// loose object or in a pack's index (false when there is no repository
+// there yet). Read without running git, and without checking the object's
+// type; an object only reachable through alternates reads as absent.
+caf::expected<bool> has_object(const std::string& repo_dir, const std::string& sha);
 
 // Makes sure commit `sha` is in `repo_dir`: when it is already there (another
 // role's task, a retry, a redeploy) nothing runs and the answer is false;

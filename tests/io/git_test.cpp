@@ -127,7 +127,7 @@ TEST_CASE("fetch_repo makes a bare mirror and keeps its branches and tags exactl
 TEST_CASE("fetch_commit fetches only a commit the mirror does not hold yet") {
   origin_repo origin;
   auto log = origin.tmp.sub("logs/fetch.log");
-  auto missing = brd::io::has_commit(origin.mirror(), origin.first, 30s);
+  auto missing = brd::io::has_object(origin.mirror(), origin.first);
   REQUIRE(missing);
   CHECK_FALSE(*missing); // no repository yet
   auto fetched = brd::io::fetch_commit(origin.dir, origin.mirror(), origin.second, 30s, log);
@@ -139,13 +139,13 @@ TEST_CASE("fetch_commit fetches only a commit the mirror does not hold yet") {
 
   write_file(fs::path{origin.dir} / "frontend/app.js", "v3\n");
   auto third = commit_all(origin.dir, "third");
-  auto before = brd::io::has_commit(origin.mirror(), third, 30s);
+  auto before = brd::io::has_object(origin.mirror(), third);
   REQUIRE(before);
   CHECK_FALSE(*before);
   auto newer = brd::io::fetch_commit(origin.dir, origin.mirror(), third, 30s, log);
   REQUIRE(newer);
   CHECK(*newer);
-  auto after = brd::io::has_commit(origin.mirror(), third, 30s);
+  auto after = brd::io::has_object(origin.mirror(), third);
   REQUIRE(after);
   CHECK(*after);
 
@@ -153,6 +153,46 @@ TEST_CASE("fetch_commit fetches only a commit the mirror does not hold yet") {
   REQUIRE_FALSE(bad);
   CHECK(bad.error() == brd::brd_errc::refused);
   CHECK_FALSE(origin.pwned());
+}
+
+TEST_CASE("has_object finds loose and packed objects without running git") {
+  origin_repo origin;
+  REQUIRE_FALSE(brd::io::fetch_repo(origin.dir, origin.mirror(), 30s));
+  auto tree = git(origin.dir, {"rev-parse", origin.second + "^{tree}"});
+  auto absent = std::string(40, 'e');
+  auto looked = [&](const std::string& sha) {
+    auto found = brd::io::has_object(origin.mirror(), sha);
+    REQUIRE(found);
+    return *found;
+  };
+  CHECK(looked(origin.first));
+  CHECK(looked(tree));
+  CHECK_FALSE(looked(absent));
+
+  // Packed (gc moves every object into a pack and drops the loose ones).
+  git(origin.mirror(), {"gc", "-q", "--prune=now"});
+  REQUIRE(fs::exists(fs::path{origin.mirror()} / "objects" / "pack"));
+  CHECK_FALSE(fs::exists(fs::path{origin.mirror()} / "objects" / origin.first.substr(0, 2)
+                         / origin.first.substr(2)));
+  CHECK(looked(origin.first));
+  CHECK(looked(origin.second));
+  CHECK(looked(tree));
+  CHECK_FALSE(looked(absent));
+  CHECK_FALSE(looked(std::string(40, '0')));
+  CHECK_FALSE(looked(std::string(40, 'f')));
+
+  // A damaged index reads as "absent" (the caller then fetches).
+  for (fs::directory_iterator it{fs::path{origin.mirror()} / "objects" / "pack"}, end; it != end;
+       ++it)
+    if (it->path().extension() == ".idx") {
+      fs::permissions(it->path(), fs::perms::owner_write, fs::perm_options::add);
+      fs::resize_file(it->path(), 100);
+    }
+  CHECK_FALSE(looked(origin.first));
+
+  auto refused = brd::io::has_object(origin.mirror(), "--help");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == brd::brd_errc::refused);
 }
 
 TEST_CASE("fetch_repo follows a remote whose URL changed") {
