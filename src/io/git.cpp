@@ -145,6 +145,11 @@ std::array<unsigned char, 20> object_id_bytes(std::string_view sha) {
 // cumulative counts by first byte, then the sorted ids) lists `id`. Any
 // other or damaged index reads as "no".
 bool pack_index_lists(const fs::path& idx, const std::array<unsigned char, 20>& id) {
+  constexpr uintmax_t ids_at = 8 + 256 * 4;
+  std::error_code ec;
+  auto size = fs::file_size(idx, ec);
+  if (ec || size < ids_at)
+    return false;
   std::ifstream in{idx, std::ios::binary};
   auto read_at = [&in](std::streamoff at, void* into, std::streamsize n) {
     return static_cast<bool>(in.seekg(at).read(static_cast<char*>(into), n));
@@ -162,11 +167,12 @@ bool pack_index_lists(const fs::path& idx, const std::array<unsigned char, 20>& 
     return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
   };
   auto lo = count_up_to(id[0] - 1), hi = count_up_to(id[0]);
-  if (!lo || !hi || *hi < *lo)
+  // Counts that do not fit the file are damage, not a reason to allocate.
+  if (!lo || !hi || *hi <= *lo || ids_at + uintmax_t{*hi} * 20 > size)
     return false;
   std::vector<unsigned char> ids(size_t{*hi - *lo} * 20);
-  if (ids.empty() || !read_at(8 + 1024 + std::streamoff{*lo} * 20, ids.data(),
-                              static_cast<std::streamsize>(ids.size())))
+  if (!read_at(static_cast<std::streamoff>(ids_at + uintmax_t{*lo} * 20), ids.data(),
+               static_cast<std::streamsize>(ids.size())))
     return false;
   for (size_t at = 0; at < ids.size(); at += 20)
     if (std::memcmp(ids.data() + at, id.data(), 20) == 0)

@@ -181,13 +181,26 @@ TEST_CASE("has_object finds loose and packed objects without running git") {
   CHECK_FALSE(looked(std::string(40, '0')));
   CHECK_FALSE(looked(std::string(40, 'f')));
 
-  // A damaged index reads as "absent" (the caller then fetches).
+  // A damaged index reads as "absent" (the caller then fetches): counts
+  // far beyond the file, then a file cut short.
+  fs::path idx;
   for (fs::directory_iterator it{fs::path{origin.mirror()} / "objects" / "pack"}, end; it != end;
        ++it)
-    if (it->path().extension() == ".idx") {
-      fs::permissions(it->path(), fs::perms::owner_write, fs::perm_options::add);
-      fs::resize_file(it->path(), 100);
+    if (it->path().extension() == ".idx")
+      idx = it->path();
+  REQUIRE_FALSE(idx.empty());
+  fs::permissions(idx, fs::perms::owner_write, fs::perm_options::add);
+  {
+    std::fstream f{idx, std::ios::in | std::ios::out | std::ios::binary};
+    // Nothing below origin.first's first byte, 4 billion ids from there on.
+    auto first_byte = std::stoi(origin.first.substr(0, 2), nullptr, 16);
+    for (int b = 0; b < 256; ++b) {
+      f.seekp(8 + 4 * b);
+      f.write(b < first_byte ? "\0\0\0\0" : "\xff\xff\xff\xff", 4);
     }
+  }
+  CHECK_FALSE(looked(origin.first));
+  fs::resize_file(idx, 100);
   CHECK_FALSE(looked(origin.first));
 
   auto refused = brd::io::has_object(origin.mirror(), "--help");
