@@ -5,11 +5,11 @@
 //              delivery_ttl_hours, public_url
 //   [alerts]   url, long_build_s
 //   [deploy]   workspace, keep_builds, max_parallel, keep_logs_days,
-//              keep_history_days
+//              keep_history_days, nice (0-19, of git and the role scripts)
 //   [[repo]]   name (glob on owner/repo), remote ("{repo}" -> owner/repo),
 //              branches (globs), on_tag, on_branch_delete ("ignore"|"deploy")
 //   [[repo.rule]] paths (globs, "!" negates), role, script (argv array),
-//              placement ("all"|"one"), timeout_s
+//              placement ("all"|"one"), timeout_s, supersede
 //
 // Secrets are never in the file itself, only the paths of files holding them.
 #pragma once
