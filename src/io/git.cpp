@@ -45,10 +45,12 @@ std::string last_lines(std::string tail, size_t count = 3) {
   return text.size() > 600 ? text.substr(text.size() - 600) : text;
 }
 
-// `cancel`: see process_spec::cancel.
+// `cancel`: see process_spec::cancel. Housekeeping that a command starts
+// (`git gc --auto` after a fetch) runs in the foreground: a detached gc would
+// leave the process group we time out, cancel and clean up after a crash.
 caf::expected<process_result> run_git(git_call call, const std::atomic<bool>* cancel = nullptr) {
   process_spec spec;
-  spec.argv = {"git"};
+  spec.argv = {"git", "-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false"};
   spec.argv.insert(spec.argv.end(), call.args.begin(), call.args.end());
   spec.env = std::move(call.env);
   spec.env.emplace_back("GIT_TERMINAL_PROMPT", "0");

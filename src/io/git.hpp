@@ -43,7 +43,8 @@ std::string redact_url(std::string_view url);
 // points its origin at `remote_url` and fetches every branch and tag into
 // refs/heads/* and refs/tags/*, forced and pruned: afterwards the branches
 // and tags are exactly the remote's. git's output is appended to `log_path`
-// when given.
+// when given. A `git gc --auto` the fetch starts runs before the call
+// returns, within `timeout`, instead of detached from the node's control.
 caf::error fetch_repo(const std::string& remote_url, const std::string& repo_dir,
                       std::chrono::milliseconds timeout, const std::string& log_path = {},
                       const std::atomic<bool>* cancel = nullptr);

@@ -223,6 +223,27 @@ TEST_CASE("fetch_repo follows a remote whose URL changed") {
   CHECK(git(origin.mirror(), {"config", "--get-all", "remote.origin.url"}) == other.dir);
 }
 
+TEST_CASE("the gc a fetch starts runs inside the fetch, not detached from it") {
+  origin_repo origin;
+  auto log = origin.tmp.sub("logs/fetch.log");
+  REQUIRE_FALSE(brd::io::fetch_repo(origin.dir, origin.mirror(), 30s, log));
+  // Every fetch keeps a pack, and two packs are enough for gc --auto.
+  git(origin.mirror(), {"config", "fetch.unpackLimit", "1"});
+  git(origin.mirror(), {"config", "gc.autoPackLimit", "1"});
+  for (auto version : {"v3\n", "v4\n"}) { // a pack each, the second starts gc
+    write_file(fs::path{origin.dir} / "frontend/app.js", version);
+    commit_all(origin.dir, version);
+    REQUIRE_FALSE(brd::io::fetch_repo(origin.dir, origin.mirror(), 30s, log));
+  }
+  auto text = read_file(log);
+  CHECK(text.find("Auto packing the repository") != std::string::npos);
+  CHECK(text.find("in background") == std::string::npos);
+  int packs = 0;
+  for (const auto& entry : fs::directory_iterator{fs::path{origin.mirror()} / "objects" / "pack"})
+    packs += entry.path().extension() == ".pack";
+  CHECK(packs == 1); // repacked before fetch_repo returned
+}
+
 TEST_CASE("fetch_repo from an unreachable remote fails without showing its password") {
   temp_dir tmp;
   auto err = brd::io::fetch_repo("https://deployer:hunter2@127.0.0.1:1/o/r.git",
