@@ -52,9 +52,7 @@ struct frontend_site {
   fleet& fl;
 
   explicit frontend_site(const std::string& script)
-    : site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-            {{R"(["frontend/**"])", "frontend", script}}}},
-      fl{site.nodes()} {
+    : site{edge_and_frontend(script)}, fl{site.nodes()} {
     site.start();
   }
 };

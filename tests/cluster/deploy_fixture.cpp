@@ -87,6 +87,11 @@ std::string deploy_toml(const deploy_setup& setup, const std::string& api_url,
 
 } // namespace
 
+deploy_setup edge_and_frontend(std::string script) {
+  return {{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
+          {{R"(["frontend/**"])", "frontend", std::move(script)}}};
+}
+
 deploy_site::deploy_site(const deploy_setup& setup) {
   work_ = repo_dir_.file("work");
   out_dir_ = repo_dir_.file("out");

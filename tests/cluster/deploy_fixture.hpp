@@ -42,6 +42,11 @@ struct deploy_setup {
   std::string extra_repo_lines;
 };
 
+// The fleet most deploy tests need: node "edge" (role bridge) and node
+// "fe1" (tier pi), whose role "frontend" runs `script` for changes under
+// frontend/ (placement all, 60 s).
+deploy_setup edge_and_frontend(std::string script = "scripts/deploy.sh");
+
 class deploy_site {
 public:
   explicit deploy_site(const deploy_setup& setup);

@@ -118,8 +118,7 @@ TEST_CASE("a GitHub push event touching frontend/ and tests/ deploys to exactly 
 }
 
 TEST_CASE("a failing script gives a failure status, its log tail and an alert") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/fail.sh"}}}};
+  deploy_site site{edge_and_frontend("scripts/fail.sh")};
   site.start();
   auto sha = site.commit({{"frontend/app.js", "v2"}});
   auto d = deploy(site, sha, {"frontend/app.js"});
@@ -148,8 +147,9 @@ TEST_CASE("a failing script gives a failure status, its log tail and an alert") 
 }
 
 TEST_CASE("a hanging script is killed at its timeout") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/hang.sh", "all", 2}}}};
+  auto setup = edge_and_frontend("scripts/hang.sh");
+  setup.rules[0].timeout_s = 2;
+  deploy_site site{setup};
   site.start();
   auto sha = site.commit({{"frontend/app.js", "v3"}});
   auto started = steady::now();
@@ -167,10 +167,9 @@ TEST_CASE("a hanging script is killed at its timeout") {
 
 TEST_CASE("bad signatures, replays, oversize bodies, malformed JSON and unknown repositories "
           "are refused and dispatch nothing") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend"}},
-                    R"(["main"])",
-                    64 * 1024}};
+  auto setup = edge_and_frontend();
+  setup.max_body_bytes = 64 * 1024;
+  deploy_site site{setup};
   site.start();
   auto port = site.edge_port();
   auto sha = site.commit({{"frontend/app.js", "v4"}});
@@ -229,9 +228,9 @@ TEST_CASE("bad signatures, replays, oversize bodies, malformed JSON and unknown 
 
 TEST_CASE("branch names and file paths full of shell metacharacters run nothing and escape "
           "nothing") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend"}},
-                    R"(["**"])"}};
+  auto setup = edge_and_frontend();
+  setup.branches = R"(["**"])";
+  deploy_site site{setup};
   site.start();
   auto marker = "/tmp/pwned-" + std::to_string(::getpid());
   fs::remove(marker);
@@ -306,8 +305,7 @@ TEST_CASE("kill -9 of a node mid-task fails its task with \"node lost\" and plac
 
 TEST_CASE("rollback re-activates the previous build, and the rolled-back sha deploys again only "
           "on an explicit retry") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend"}}}};
+  deploy_site site{edge_and_frontend()};
   site.start();
   auto a = site.commit({{"frontend/app.js", "A"}});
   REQUIRE(deploy(site, a, {"frontend/app.js"}).value("state", "") == "success");
@@ -349,8 +347,7 @@ TEST_CASE("rollback re-activates the previous build, and the rolled-back sha dep
 }
 
 TEST_CASE("a node keeps the last 5 builds, and task logs for keep_logs_days") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend"}}}};
+  deploy_site site{edge_and_frontend()};
   site.start();
   strings shas, ids;
   for (int i = 0; i < 7; ++i) {
@@ -383,8 +380,7 @@ TEST_CASE("a node keeps the last 5 builds, and task logs for keep_logs_days") {
 
 TEST_CASE("history older than keep_history_days is deleted by the node that wrote it, "
           "except the rows of kept builds and pending deployments") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend"}}}};
+  deploy_site site{edge_and_frontend()};
   site.start();
   auto kept_sha = site.commit({{"frontend/app.js", "kept"}});
   REQUIRE(deploy(site, kept_sha, {"frontend/app.js"}).value("state", "") == "success");
@@ -520,8 +516,7 @@ TEST_CASE("a bridge node without a webhook secret in its config starts and refus
 }
 
 TEST_CASE("an edge node restarted mid-deploy follows its pending deployment to the end") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/slow.sh"}}}};
+  deploy_site site{edge_and_frontend("scripts/slow.sh")};
   site.start();
   auto sha = site.commit({{"frontend/app.js", "v6"}});
   auto body = push_event(zeros, sha, {"frontend/app.js"}).dump();
@@ -556,8 +551,7 @@ TEST_CASE("an edge node restarted mid-deploy follows its pending deployment to t
 
 TEST_CASE("a deployment whose hand-over was lost with both nodes is handed over again after "
           "their restart") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/deploy.sh"}}}};
+  deploy_site site{edge_and_frontend()};
   site.start();
   auto sha = site.commit({{"frontend/app.js", "v9"}});
   auto& fe1 = site.nodes().process("fe1");
@@ -626,8 +620,7 @@ hanging_task start_hanging_task(deploy_site& site, const std::string& version) {
 
 TEST_CASE("a node killed with kill -9 takes its script along, and after its restart kills the "
           "script's group and fails the task with \"node lost\"") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/hang.sh"}}}};
+  deploy_site site{edge_and_frontend("scripts/hang.sh")};
   site.start();
   auto [id, pgid] = start_hanging_task(site, "v7");
   auto group_members = [pgid = pgid] { return brd::io::live_group_members(pgid); };
@@ -658,8 +651,7 @@ TEST_CASE("a node killed with kill -9 takes its script along, and after its rest
 }
 
 TEST_CASE("a node stopped with SIGTERM mid-task ends its script's group and exits at once") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/hang.sh"}}}};
+  deploy_site site{edge_and_frontend("scripts/hang.sh")};
   site.start();
   auto [id, pgid] = start_hanging_task(site, "v8");
   auto& fe1 = site.nodes().process("fe1");
@@ -700,8 +692,7 @@ TEST_CASE("task rows are written only by the node that runs them, from queued on
 
 TEST_CASE("a newer push supersedes the task still queued behind a running one: success, "
           "\"superseded by <sha>\"") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend", "scripts/slow.sh"}}}};
+  deploy_site site{edge_and_frontend("scripts/slow.sh")};
   site.start();
   std::vector<std::string> shas, ids;
   for (auto v : {"a", "b", "c"}) {

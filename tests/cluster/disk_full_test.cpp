@@ -135,8 +135,7 @@ TEST_CASE("a full disk refuses writes with 507, keeps serving, resumes when spac
 
 TEST_CASE("a webhook to an edge node whose disk is full gets 507 and starts nothing; its "
           "redelivery deploys once space is back") {
-  deploy_site site{{{{"edge", "edge", {"bridge"}}, {"fe1", "pi", {"frontend"}}},
-                    {{R"(["frontend/**"])", "frontend"}}}};
+  deploy_site site{edge_and_frontend()};
   auto dir = site.nodes().data_dir("edge");
   small_disk disk{dir, 48};
   if (!disk.problem().empty()) {
