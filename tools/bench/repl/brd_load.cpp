@@ -29,6 +29,7 @@ const std::vector<std::string> names = {"a", "b", "c"};
 struct shared_stats {
   std::atomic<uint64_t> acked{0}, errors{0}, writers_done{0};
   std::atomic<bool> stop_probes{false};
+  std::atomic<uint64_t> paced_acked{0}, paced_errors{0}, pacers_done{0};
   std::mutex mutex;
   std::vector<double> lag_ms;
   std::map<std::pair<std::string, std::string>, steady::time_point> markers; // (node, origin)
@@ -108,6 +109,32 @@ caf::behavior writer(writer_ptr self, brd::state_actor target, std::string prefi
   for (size_t i = 0; i < window; ++i)
     issue(self);
   return {[](brd::tick_atom) {}};
+}
+
+// Open loop: puts to `target` at `rate` per second for `seconds`, each
+// issued on time whatever is still unanswered; quits once all are answered.
+caf::behavior pacer(caf::event_based_actor* self, brd::state_actor target, std::string prefix,
+                    double rate, double seconds, std::string value, stats_ptr stats) {
+  auto start = steady::now();
+  auto total = static_cast<uint64_t>(rate * seconds);
+  auto issued = std::make_shared<uint64_t>(0), answered = std::make_shared<uint64_t>(0);
+  auto answer = [=](bool ok) {
+    ++(ok ? stats->paced_acked : stats->paced_errors);
+    if (++*answered == total) {
+      ++stats->pacers_done;
+      self->quit();
+    }
+  };
+  self->send(self, brd::tick_atom::value);
+  return {[=](brd::tick_atom) {
+    auto due = std::min(total, static_cast<uint64_t>(seconds_since(start) * rate));
+    for (; *issued < due; ++*issued)
+      self->request(target, 60s, brd::put_atom::value, std::string{"tasks"},
+                    prefix + std::to_string(*issued), value)
+        .then([=](brd::write_ack&) { answer(true); }, [=](caf::error&) { answer(false); });
+    if (*issued < total)
+      self->delayed_send(self, 1ms, brd::tick_atom::value);
+  }};
 }
 
 // Every 10 ms a small write to `alerts`, whose arrival elsewhere is timed.
@@ -244,6 +271,17 @@ double histogram_quantile(const std::map<std::string, double>& series,
   return lower;
 }
 
+// The nodes' lag histograms and mean group-commit size so far.
+void read_histograms(const std::vector<node_proc>& nodes, brd_result& out) {
+  const std::string name = "brnode_state_replication_lag_seconds";
+  auto lag = scrape(nodes, name);
+  out.hist_p50_ms = 1000 * histogram_quantile(lag, name, 0.5);
+  out.hist_p99_ms = 1000 * histogram_quantile(lag, name, 0.99);
+  auto batch = scrape(nodes, "brnode_state_commit_batch_size");
+  auto count = batch["brnode_state_commit_batch_size_count"];
+  out.mean_commit_batch = count > 0 ? batch["brnode_state_commit_batch_size_sum"] / count : 0;
+}
+
 double nodes_cpu(const std::vector<node_proc>& nodes) {
   double sum = 0;
   for (const auto& n : nodes)
@@ -299,10 +337,43 @@ void run_load(caf::actor_system& sys, const std::vector<brd::state_actor>& state
     }
     std::this_thread::sleep_for(1ms);
   }
-  stats->stop_probes = true;
   out.errors = stats->errors;
   out.node_cpu_seconds = nodes_cpu(nodes) - node_cpu_before;
   out.client_cpu_seconds = cpu_seconds() - client_cpu_before;
+}
+
+// A steady-pace phase at `rate` writes/s, after run_load drained: the lag
+// below saturation.
+paced_result run_paced(caf::actor_system& sys, const std::vector<brd::state_actor>& states,
+                       const std::vector<node_proc>& nodes, const load_options& opts,
+                       size_t rate, stats_ptr stats) {
+  paced_result out;
+  auto per_node = static_cast<double>(rate) / static_cast<double>(states.size());
+  {
+    std::lock_guard guard{stats->mutex};
+    stats->lag_ms.clear();
+    stats->paced_acked = stats->paced_errors = stats->pacers_done = 0;
+  }
+  auto cpu_before = nodes_cpu(nodes);
+  auto value = record_of_size(opts.value_size);
+  auto start = steady::now();
+  for (size_t i = 0; i < states.size(); ++i)
+    sys.spawn(pacer, states[i], "paced-" + std::to_string(rate) + "-" + names[i] + "-", per_node, opts.paced_seconds, value,
+              stats);
+  auto deadline = start + std::chrono::duration_cast<steady::duration>(
+                            std::chrono::duration<double>(opts.paced_seconds + 60));
+  while (stats->pacers_done < states.size() && steady::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  auto seconds = seconds_since(start);
+  std::lock_guard guard{stats->mutex};
+  out.probe_lag_ms = stats->lag_ms;
+  out.offered_per_s = per_node * static_cast<double>(states.size());
+  out.acked_per_s = static_cast<double>(stats->paced_acked) / seconds;
+  out.errors = stats->paced_errors;
+  if (stats->paced_acked > 0)
+    out.node_cpu_us_per_write
+      = 1e6 * (nodes_cpu(nodes) - cpu_before) / static_cast<double>(stats->paced_acked);
+  return out;
 }
 
 } // namespace
@@ -359,20 +430,22 @@ brd_result run_brd(const std::string& brnode, const load_options& opts) {
       }
       if (!wait_replicating(nodes, 20s))
         out.failure = "the nodes did not start replicating to each other";
-      else
+      else {
         run_load(sys, states, nodes, opts, stats, out);
+        {
+          std::lock_guard guard{stats->mutex};
+          out.probe_lag_ms = stats->lag_ms;
+        }
+        read_histograms(nodes, out); // before the paced phase adds to them
+        for (auto rate : opts.paced_rates)
+          if (out.failure.empty() && rate > 0)
+            out.paced.push_back(run_paced(sys, states, nodes, opts, rate, stats));
+      }
+      stats->stop_probes = true;
       for (auto& w : watchers) // the actor system waits for every actor
         self->send_exit(w, caf::exit_reason::user_shutdown);
     }
-    std::lock_guard guard{stats->mutex};
-    out.probe_lag_ms = stats->lag_ms;
   }
-  auto lag = scrape(nodes, "brnode_state_replication_lag_seconds");
-  out.hist_p50_ms = 1000 * histogram_quantile(lag, "brnode_state_replication_lag_seconds", 0.5);
-  out.hist_p99_ms = 1000 * histogram_quantile(lag, "brnode_state_replication_lag_seconds", 0.99);
-  auto batch = scrape(nodes, "brnode_state_commit_batch_size");
-  auto count = batch["brnode_state_commit_batch_size_count"];
-  out.mean_commit_batch = count > 0 ? batch["brnode_state_commit_batch_size_sum"] / count : 0;
   cleanup();
   return out;
 }

@@ -15,6 +15,19 @@ struct load_options {
   // Writes per request: 1 is a put per message; N > 1 sends put (table,
   // keys, values), answered once all N are durable on the origin.
   size_t batch = 1;
+  // After the saturating load, each of these writes/s in turn, offered at a
+  // steady pace (open loop, one put per request, spread over the 3 nodes)
+  // for `paced_seconds`: the lag below saturation. Empty skips them.
+  std::vector<size_t> paced_rates = {2'000, 5'000, 10'000};
+  double paced_seconds = 3;
+};
+
+// A steady-pace phase (load_options::paced_rates).
+struct paced_result {
+  double offered_per_s = 0, acked_per_s = 0;
+  size_t errors = 0;
+  std::vector<double> probe_lag_ms;
+  double node_cpu_us_per_write = 0;
 };
 
 struct brd_result {
@@ -28,6 +41,7 @@ struct brd_result {
   double mean_commit_batch = 0;
   double node_cpu_seconds = 0;   // the 3 brnode processes, during the load
   double client_cpu_seconds = 0; // this process's client actors, likewise
+  std::vector<paced_result> paced; // one per load_options::paced_rates
 };
 
 brd_result run_brd(const std::string& brnode, const load_options& opts);

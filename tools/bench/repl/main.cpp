@@ -33,6 +33,11 @@ options:
                        N: put (table, keys, values), acked once all N are
                        durable on the origin; etcd then gets transactions
                        of N puts, so both sides see the same shape)
+  --paced-rates A,B,.. then, each of these writes/s in turn, offered at a
+                       steady pace (open loop, one put per request, spread
+                       over the 3 nodes): the lag below saturation
+                       (default 2000,5000,10000; 0 skips them)
+  --paced-seconds N    seconds per rate (default 3)
   --etcd-writes N      writes per etcd member (default 20000)
   --etcd-clients N     concurrent HTTP clients per etcd member (default: the
                        requests BlackRoad has outstanding per node, --clients
@@ -58,7 +63,7 @@ std::string default_brnode() {
 bool parse(int argc, char** argv, options& out) {
   out.brnode = default_brnode();
   out.etcd.writes_per_node = 20'000;
-  size_t etcd_clients = 0;
+  size_t etcd_clients = 0, seconds = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto number = [&](size_t& into) {
@@ -73,6 +78,17 @@ bool parse(int argc, char** argv, options& out) {
     } else if (arg == "--clients" && number(out.brd.clients_per_node)) {
     } else if (arg == "--batch" && number(out.brd.batch)) {
       out.etcd.batch = out.brd.batch;
+    } else if (arg == "--paced-rates" && i + 1 < argc) {
+      out.brd.paced_rates.clear();
+      std::string list = argv[++i];
+      for (size_t at = 0; at <= list.size();) {
+        auto comma = std::min(list.find(',', at), list.size());
+        if (auto rate = std::strtoull(list.substr(at, comma - at).c_str(), nullptr, 10))
+          out.brd.paced_rates.push_back(rate);
+        at = comma + 1;
+      }
+    } else if (arg == "--paced-seconds" && number(seconds)) {
+      out.brd.paced_seconds = static_cast<double>(seconds);
     } else if (arg == "--etcd-writes" && number(out.etcd.writes_per_node)) {
     } else if (arg == "--etcd-clients" && number(etcd_clients)) {
     } else if (arg == "--no-etcd")
@@ -135,6 +151,17 @@ int main(int argc, char** argv) {
               brd.node_cpu_seconds, brd.client_cpu_seconds,
               1e6 * (brd.node_cpu_seconds + brd.client_cpu_seconds) / brd.writes,
               1e6 * brd.node_cpu_seconds / brd.writes);
+  if (!brd.paced.empty())
+    std::printf("\nBlackRoad below saturation (%.0f s per rate, open loop, one put per "
+                "request):\n",
+                opts.brd.paced_seconds);
+  for (auto& p : brd.paced)
+    std::printf("  %6.0f writes/s offered: acked %6.0f/s, %zu errors, %4.0f us of node CPU "
+                "per write; lag p50 %.1f ms, p99 %.1f ms (%zu probes)%s\n",
+                p.offered_per_s, p.acked_per_s, p.errors, p.node_cpu_us_per_write,
+                bench::percentile(p.probe_lag_ms, 50), bench::percentile(p.probe_lag_ms, 99),
+                p.probe_lag_ms.size(),
+                p.acked_per_s < 0.95 * p.offered_per_s ? "; did not keep up" : "");
 
   if (opts.with_etcd) {
     auto etcd = bench::run_etcd(opts.etcd);
