@@ -208,7 +208,6 @@ caf::expected<pid_t> spawn_child(const std::string& program, const process_spec&
   auto args = spec.argv;
   auto argv = c_strings(args);
   auto envp = c_strings(env);
-  const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -216,7 +215,10 @@ caf::expected<pid_t> spawn_child(const std::string& program, const process_spec&
   auto boot_line = boot_id() + "\n";
   pid_t pid = ::vfork();
   if (pid == 0)
-    child_after_vfork(program.c_str(), argv.data(), envp.data(), cwd, stdout_fd, stderr_fd,
+    // cwd and group_file are taken from `spec` here, in the child, rather
+    // than kept in locals across the vfork (g++'s -Wclobbered).
+    child_after_vfork(program.c_str(), argv.data(), envp.data(),
+                      spec.cwd.empty() ? nullptr : spec.cwd.c_str(), stdout_fd, stderr_fd,
                       report_write.get(), parent,
                       spec.group_file.empty() ? nullptr : spec.group_file.c_str(),
                       boot_line.c_str());
