@@ -1,78 +1,115 @@
 #include "io/deploy_records.hpp"
 
-#include <map>
-
-#include "runtime/errors.hpp"
+#include "io/codec_detail.hpp"
 
 namespace brd::io {
 
+// -- field lists (io/codec_detail.hpp) ---------------------------------------
+
+template <class Visitor, codec_detail::record_of<task_record> Record>
+void fields(Visitor& f, Record& x) {
+  f("deploy_id", x.deploy_id);
+  f("task_id", x.task_id);
+  f("kind", x.kind);
+  f("repo", x.repo);
+  f("sha", x.sha);
+  f("ref", x.ref);
+  f("role", x.role);
+  f("node", x.node);
+  f("state", x.state);
+  f("exit_code", x.exit_code);
+  f("reason", x.reason);
+  f("log_tail", x.log_tail);
+  f("log_path", x.log_path);
+  f("queued_at_ms", x.queued_at_ms);
+  f("started_at_ms", x.started_at_ms);
+  f("finished_at_ms", x.finished_at_ms);
+  f("attempt", x.attempt);
+}
+
+template <class Visitor, codec_detail::record_of<deployment_record> Record>
+void fields(Visitor& f, Record& x) {
+  f("id", x.id);
+  f("kind", x.kind);
+  f("repo", x.repo);
+  f("sha", x.sha);
+  f("ref", x.ref);
+  f("before", x.before);
+  f("pusher", x.pusher);
+  f("delivery", x.delivery);
+  f("state", x.state);
+  f("task_ids", x.task_ids);
+  f("changed", x.changed);
+  f("created_at_ms", x.created_at_ms);
+  f("finished_at_ms", x.finished_at_ms);
+  f("verdicts", x.verdicts);
+}
+
+template <class Visitor, codec_detail::record_of<alert_record> Record>
+void fields(Visitor& f, Record& x) {
+  f("id", x.id);
+  f("kind", x.kind);
+  f("text", x.text);
+  f("deploy_id", x.deploy_id);
+  f("task_id", x.task_id);
+  f("node", x.node);
+  f("at_ms", x.at_ms);
+}
+
 namespace {
 
-// Reads `key` into `into` when present with a compatible type.
-template <class T>
-void take(const nlohmann::json& j, const char* key, T& into) {
-  auto i = j.find(key);
-  if (i == j.end())
-    return;
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (i->is_string())
-      into = i->get<std::string>();
-  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-    if (!i->is_array())
-      return;
-    into.clear();
-    for (const auto& item : *i)
-      if (item.is_string())
-        into.push_back(item.get<std::string>());
-  } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
-    if (!i->is_object())
-      return;
-    into.clear();
-    for (auto item = i->begin(); item != i->end(); ++item)
-      if (item->is_string())
-        into.emplace(item.key(), item->template get<std::string>());
-  } else {
-    if (i->is_number())
-      into = i->get<T>();
+// The same fields as JSON, for the HTTP API and brsh.
+struct json_writer {
+  nlohmann::json& out;
+  template <class T>
+  void operator()(std::string_view name, const T& value) {
+    out[std::string{name}] = value;
   }
+};
+
+template <class Record>
+void write_json(nlohmann::json& j, const Record& x) {
+  j = nlohmann::json::object();
+  j["v"] = x.v;
+  json_writer writer{j};
+  fields(writer, x);
 }
 
 } // namespace
 
-#define BRD_RECORD_FIELD(name) j[#name] = x.name;
-#define BRD_RECORD_TAKE(name) take(j, #name, x.name);
-
-#define BRD_TASK_FIELDS(F)                                                     \
-  F(v) F(deploy_id) F(task_id) F(kind) F(repo) F(sha) F(ref) F(role) F(node)   \
-  F(state) F(exit_code) F(reason) F(log_tail) F(log_path) F(queued_at_ms)      \
-  F(started_at_ms) F(finished_at_ms) F(attempt)
-#define BRD_DEPLOYMENT_FIELDS(F)                                               \
-  F(v) F(id) F(kind) F(repo) F(sha) F(ref) F(before) F(pusher) F(delivery)     \
-  F(state) F(task_ids) F(changed) F(created_at_ms) F(finished_at_ms) F(verdicts)
-#define BRD_ALERT_FIELDS(F)                                                    \
-  F(v) F(id) F(kind) F(text) F(deploy_id) F(task_id) F(node) F(at_ms)
-
 void to_json(nlohmann::json& j, const task_record& x) {
-  j = nlohmann::json::object();
-  BRD_TASK_FIELDS(BRD_RECORD_FIELD)
-}
-void from_json(const nlohmann::json& j, task_record& x) {
-  BRD_TASK_FIELDS(BRD_RECORD_TAKE)
+  write_json(j, x);
 }
 void to_json(nlohmann::json& j, const deployment_record& x) {
-  j = nlohmann::json::object();
-  BRD_DEPLOYMENT_FIELDS(BRD_RECORD_FIELD)
-}
-void from_json(const nlohmann::json& j, deployment_record& x) {
-  BRD_DEPLOYMENT_FIELDS(BRD_RECORD_TAKE)
+  write_json(j, x);
 }
 void to_json(nlohmann::json& j, const alert_record& x) {
-  j = nlohmann::json::object();
-  BRD_ALERT_FIELDS(BRD_RECORD_FIELD)
+  write_json(j, x);
 }
-void from_json(const nlohmann::json& j, alert_record& x) {
-  BRD_ALERT_FIELDS(BRD_RECORD_TAKE)
+
+// -- msgpack -------------------------------------------------------------------
+
+std::string encode(const task_record& x) {
+  return codec_detail::encode_record(x);
 }
+std::string encode(const deployment_record& x) {
+  return codec_detail::encode_record(x);
+}
+std::string encode(const alert_record& x) {
+  return codec_detail::encode_record(x);
+}
+
+caf::expected<task_record> decode_task_record(std::string_view bytes) {
+  return codec_detail::decode_record<task_record>(bytes, "task_record");
+}
+caf::expected<deployment_record> decode_deployment_record(std::string_view bytes) {
+  return codec_detail::decode_record<deployment_record>(bytes, "deployment_record");
+}
+caf::expected<alert_record> decode_alert_record(std::string_view bytes) {
+  return codec_detail::decode_record<alert_record>(bytes, "alert_record");
+}
+
+// -- other rows as JSON ------------------------------------------------------------
 
 std::string encode_record(const nlohmann::json& j) {
   auto bytes = nlohmann::json::to_msgpack(j);

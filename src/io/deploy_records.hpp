@@ -1,8 +1,8 @@
 // Records of push-to-deploy as they live in the replicated state tables.
-// Each is encoded as a msgpack map with a "v" schema version (via
-// nlohmann::json's msgpack support), so state_store accepts it and older
-// readers ignore fields they do not know. The same JSON shape is what
-// /api/deployments and brsh show.
+// Each is encoded as a msgpack map with a "v" schema version, by the same
+// msgpack-c codec as the state's own records (io/codec_detail.hpp), so
+// state_store accepts it and older readers ignore fields they do not know.
+// The same fields as JSON are what /api/deployments and brsh show.
 //
 // Table      key                           owner (only writer)
 // deployments <deploy_id>                  the dispatching edge node
@@ -25,6 +25,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -78,33 +79,41 @@ struct alert_record {
   int64_t at_ms = 0;
 };
 
+// The JSON the HTTP API shows (nlohmann::json(record)).
 void to_json(nlohmann::json& j, const task_record& x);
-void from_json(const nlohmann::json& j, task_record& x);
 void to_json(nlohmann::json& j, const deployment_record& x);
-void from_json(const nlohmann::json& j, deployment_record& x);
 void to_json(nlohmann::json& j, const alert_record& x);
-void from_json(const nlohmann::json& j, alert_record& x);
 
 // msgpack bytes for the state tables.
-std::string encode_record(const nlohmann::json& j);
-// The JSON of msgpack bytes; brd_errc::io_failure "corrupt record" when the
-// bytes are not a msgpack map.
-caf::expected<nlohmann::json> decode_record(std::string_view bytes);
+std::string encode(const task_record& x);
+std::string encode(const deployment_record& x);
+std::string encode(const alert_record& x);
 
-template <class Record>
-std::string encode(const Record& x) {
-  return encode_record(nlohmann::json(x));
-}
+// Missing fields keep their defaults; unknown fields are ignored. Bytes that
+// are not such a map, or a known field of the wrong type, give
+// brd_errc::io_failure "corrupt record: ...".
+caf::expected<task_record> decode_task_record(std::string_view bytes);
+caf::expected<deployment_record> decode_deployment_record(std::string_view bytes);
+caf::expected<alert_record> decode_alert_record(std::string_view bytes);
 
-// Missing fields keep their defaults; unknown fields are ignored.
+// decode<task_record>(bytes) and so on.
 template <class Record>
 caf::expected<Record> decode(std::string_view bytes) {
-  auto j = decode_record(bytes);
-  if (!j)
-    return j.error();
-  Record x;
-  from_json(*j, x);
-  return x;
+  if constexpr (std::is_same_v<Record, task_record>)
+    return decode_task_record(bytes);
+  else if constexpr (std::is_same_v<Record, deployment_record>)
+    return decode_deployment_record(bytes);
+  else {
+    static_assert(std::is_same_v<Record, alert_record>, "not a deploy record");
+    return decode_alert_record(bytes);
+  }
 }
+
+// Rows that have no record type (delivery ids of pushes that start nothing,
+// rollback marks): msgpack bytes of a JSON object, and back; the latter
+// fails with brd_errc::io_failure "corrupt record" when the bytes are not a
+// msgpack map.
+std::string encode_record(const nlohmann::json& j);
+caf::expected<nlohmann::json> decode_record(std::string_view bytes);
 
 } // namespace brd::io
