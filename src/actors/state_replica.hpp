@@ -125,6 +125,7 @@ struct peer_link {
   bool catching_up = true; // send from the store's log, not the ring
   bool hold = false;       // the last push failed: wait for anti-entropy
   bool probe_due = true;   // send an empty batch if there is nothing else
+  bool needs_snapshot = false; // away, and the log no longer holds what it lacks
   // Per origin, when its seq in the peer's replies last grew (or caught up
   // with ours): no progress for stall_timeout means we relay that origin.
   std::map<std::string, clock::time_point> progress;

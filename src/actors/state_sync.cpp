@@ -226,6 +226,7 @@ void adopt(state_ptr self, const std::string& peer, caf::actor handle) {
   log::state()->info("replicating with peer {}", peer);
   self->monitor(handle);
   link.handle = std::move(handle);
+  link.needs_snapshot = false; // logged while it was away; catching up tells
   ++link.generation;
   link.in_flight.clear();
   link.hold = link.knows_vv = false;

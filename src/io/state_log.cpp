@@ -125,10 +125,17 @@ state_store::missing_for(const version_vector& peer_vv, size_t limit) const {
   return out;
 }
 
-caf::expected<size_t>
-state_store::truncate(const std::vector<version_vector>& peer_vvs) {
-  if (peer_vvs.size() + 1 < origins_.size())
-    return size_t{0}; // some peer's version vector is unknown
+caf::expected<state_store::truncation>
+state_store::truncate(const std::vector<version_vector>& peer_vvs,
+                      const std::vector<version_vector>& connected_vvs, uint64_t keep) {
+  // The seq of `origin` every vector in `vvs` holds, at most `have`.
+  auto held_by = [](const std::vector<version_vector>& vvs, const std::string& origin,
+                    uint64_t have) {
+    for (const auto& peer : vvs)
+      have = std::min(have, seq_of(peer, origin));
+    return have;
+  };
+  bool every_peer = peer_vvs.size() + 1 >= origins_.size();
   // While some peer holds an entry this node lacks, that entry may be an
   // older write to a tombstoned key: keep the tombstones until it is here.
   bool behind = false;
@@ -136,11 +143,12 @@ state_store::truncate(const std::vector<version_vector>& peer_vvs) {
     for (const auto& [origin, seq] : peer)
       behind = behind || seq > seq_of(vv_, origin);
   batch b;
-  size_t dropped = 0;
+  truncation out;
   for (const auto& [origin, have] : vv_) {
-    auto last = have;
-    for (const auto& peer : peer_vvs)
-      last = std::min(last, seq_of(peer, origin));
+    auto everywhere = every_peer ? held_by(peer_vvs, origin, have) : 0;
+    auto last = everywhere;
+    if (keep > 0 && have > keep)
+      last = std::max(last, held_by(connected_vvs, origin, have - keep));
     if (last == 0)
       continue;
     auto n = count_log(db_, origin, last);
@@ -148,17 +156,18 @@ state_store::truncate(const std::vector<version_vector>& peer_vvs) {
       return std::move(n.error());
     if (*n > 0)
       b.erase_range(log_cf, seq_key(origin, 0), seq_key(origin, last + 1));
-    dropped += *n;
-    if (!behind)
-      if (auto err = drop_tombstones(db_, b, origin, last))
+    out.dropped += *n;
+    out.through[origin] = last;
+    if (everywhere > 0 && !behind)
+      if (auto err = drop_tombstones(db_, b, origin, everywhere))
         return err;
   }
   if (!b.empty())
     if (auto err = db_.write(b, false))
       return err;
-  if (dropped > 0)
-    log::store()->debug("truncated {} log entries", dropped);
-  return dropped;
+  if (out.dropped > 0)
+    log::store()->debug("truncated {} log entries", out.dropped);
+  return out;
 }
 
 } // namespace brd::io

@@ -135,12 +135,22 @@ public:
   caf::expected<std::vector<state_entry>> apply_snapshot(const state_snapshot& snap);
 
   // Drops log entries every peer in `peer_vvs` has, and tombstones whose
-  // (origin, seq) every peer has. Returns how many log entries went.
-  // Pass one version vector per known peer (every known origin but self;
-  // an origin missing from a vector counts as 0). With fewer vectors than
-  // peers nothing is dropped. Tombstones are only dropped while this node
-  // holds everything any peer reported, so no older write can come later.
-  caf::expected<size_t> truncate(const std::vector<version_vector>& peer_vvs);
+  // (origin, seq) every peer has. Pass one version vector per known peer
+  // (every known origin but self; an origin missing from a vector counts as
+  // 0); with fewer vectors than peers neither goes by this rule. Tombstones
+  // are only dropped while this node holds everything any peer reported, so
+  // no older write can come later.
+  // Past the newest `keep` entries of an origin, older entries go as well
+  // once every peer in `connected_vvs` has them: the log does not grow
+  // without bound while a peer is away, and that peer is caught up with a
+  // snapshot (rows, tombstones included) when it returns. keep = 0: no bound.
+  struct truncation {
+    size_t dropped = 0;      // log entries that went
+    version_vector through;  // per origin: the log now starts after this seq
+  };
+  caf::expected<truncation> truncate(const std::vector<version_vector>& peer_vvs,
+                                     const std::vector<version_vector>& connected_vvs = {},
+                                     uint64_t keep = 0);
 
   // Reads (local only). Tombstoned rows are absent from get/scan. A name
   // that is not a replicated table is an error (store_failure).

@@ -63,6 +63,9 @@ struct fleet_config {
   tls_config tls;
   std::vector<node_config> nodes;
   deploy_config deploy;      // [github], [alerts], [deploy], [[repo]]
+  // [cluster] log_keep: replication log entries kept per origin for peers
+  // that are away; one away longer than that is caught up with a snapshot.
+  uint64_t log_keep = 100'000;
 
   const node_config* find(const node_name& name) const;
 };

@@ -508,3 +508,41 @@ TEST_CASE("a node that lost its data directory relearns the state and its own wr
   CHECK(fl.process("c").log_text().find("relearned") != std::string::npos);
   CHECK(fl.process("c").log_text().find("applied a snapshot") != std::string::npos);
 }
+
+TEST_CASE("a node away for more than log_keep entries catches up with a snapshot, deletes included") {
+  fleet fl{"st", make_specs(3), "log_keep = 20\n"};
+  start_and_join(fl);
+  auto nodes = endpoints_of(fl);
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(put(nodes[0], "artifacts", "before-" + std::to_string(i), record({{"i", i}})));
+  REQUIRE(ms_until_converged(nodes, 5s) >= 0);
+  fl.process("c").kill9();
+  std::vector<acked_write> acked;
+  // While c is away: 100 writes and 5 deletes of rows c holds. The others
+  // keep 20 log entries per origin, not all that c lacks.
+  for (int i = 0; i < 100; ++i) {
+    auto w = put(nodes[i % 2], "artifacts", "while-away-" + std::to_string(i), record({{"i", i}}));
+    REQUIRE(w);
+    acked.push_back(*w);
+  }
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(erase(nodes[1], "artifacts", "before-" + std::to_string(i)));
+  CHECK_MESSAGE(wait_until(
+                  [&] {
+                    return fl.process("a").log_text().find("it gets a snapshot when it returns")
+                           != std::string::npos;
+                  },
+                  5s, 50ms),
+                "a never said that c will need a snapshot");
+  fl.start("c");
+  auto ms = ms_until_converged(nodes, 15s);
+  MESSAGE("c converged " << ms << " ms after it was started again");
+  CHECK_MESSAGE(ms >= 0, digest_difference(nodes));
+  CHECK(fl.process("c").log_text().find("applied a snapshot") != std::string::npos);
+  check_winners(nodes, "artifacts", "while-away-", acked);
+  for (int i = 0; i < 5; ++i)
+    CHECK_MESSAGE(call(nodes[2], "GET", "/api/state/artifacts/before-" + std::to_string(i)).status
+                    == 404,
+                  "before-" << i << " came back on c");
+  CHECK(call(nodes[2], "GET", "/api/state/artifacts/before-7").status == 200);
+}

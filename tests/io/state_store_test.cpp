@@ -504,10 +504,11 @@ TEST_CASE("truncate drops only what every peer has; a peer behind then needs "
   // Too few version vectors: a peer's state is unknown, nothing goes.
   auto kept = a.state->truncate({{{"a", 4}}});
   REQUIRE(kept);
-  CHECK(*kept == 0);
+  CHECK(kept->dropped == 0);
   auto dropped = a.state->truncate({{{"a", 2}}, {{"a", 3}}});
   REQUIRE(dropped);
-  CHECK(*dropped == 2);
+  CHECK(dropped->dropped == 2);
+  CHECK(dropped->through == version_vector{{"a", 2}});
   CHECK(seqs(log_of(a, "a", 2)) == std::vector<uint64_t>{3, 4});
   auto gone = a.state->log_since("a", 1, 10);
   REQUIRE_FALSE(gone);
@@ -522,7 +523,47 @@ TEST_CASE("truncate drops only what every peer has; a peer behind then needs "
   CHECK(current->entries.size() == 2);
   // Rows are not touched; a second truncate with the same views drops nothing.
   CHECK(a.value_of("tasks", "k1") == record("x"));
-  CHECK(*a.state->truncate({{{"a", 2}}, {{"a", 3}}}) == 0);
+  CHECK(a.state->truncate({{{"a", 2}}, {{"a", 3}}})->dropped == 0);
+}
+
+TEST_CASE("past log_keep entries, truncate drops what every connected peer holds, "
+          "tombstones excepted; a peer away gets a snapshot") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  for (int i = 1; i <= 10; ++i)
+    a.commit({put("k" + std::to_string(i), "x")});
+  a.commit({erase("k1")}); // seq 11
+  // c is away (its vector unknown); b is connected and holds up to 9.
+  auto cut = a.state->truncate({{{"a", 9}}}, {{{"a", 9}}}, 4);
+  REQUIRE(cut);
+  CHECK(cut->dropped == 7); // 1..7: not the newest 4 (8..11)
+  CHECK(cut->through == version_vector{{"a", 7}});
+  CHECK(seqs(log_of(a, "a", 7)) == std::vector<uint64_t>{8, 9, 10, 11});
+  // Never what a connected peer still lacks.
+  for (int i = 12; i <= 20; ++i)
+    a.commit({put("k" + std::to_string(i), "x")});
+  cut = a.state->truncate({{{"a", 9}}}, {{{"a", 9}}}, 4);
+  REQUIRE(cut);
+  CHECK(cut->dropped == 2);
+  CHECK(seqs(log_of(a, "a", 9)).front() == 10);
+  // With no peer connected, only the newest 4 stay.
+  cut = a.state->truncate({}, {}, 4);
+  REQUIRE(cut);
+  CHECK(seqs(log_of(a, "a", 16)) == std::vector<uint64_t>{17, 18, 19, 20});
+  // The delete of k1 is still there for c (a snapshot carries it) ...
+  auto snap = a.state->snapshot();
+  REQUIRE(snap);
+  CHECK(std::any_of(snap->rows.begin(), snap->rows.end(),
+                    [](const auto& r) { return r.key == "k1" && r.tombstone; }));
+  // ... and c, holding 3, now needs that snapshot.
+  auto behind = a.state->missing_for({{"a", 3}}, 100);
+  REQUIRE(behind);
+  CHECK(behind->needs_snapshot);
+  // keep = 0 is no bound.
+  a.commit({put("k21", "x")});
+  cut = a.state->truncate({}, {}, 0);
+  REQUIRE(cut);
+  CHECK(cut->dropped == 0);
 }
 
 TEST_CASE("truncate drops tombstones every peer has, but not while a peer "

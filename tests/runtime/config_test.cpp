@@ -140,6 +140,7 @@ window = 10
 connect_timeout_ms = 400
 backoff_min_ms = 10
 backoff_max_ms = 10
+log_keep = 5000
 )"), "mem.toml");
   INFO(describe(fleet.error()));
   REQUIRE(fleet);
@@ -154,6 +155,8 @@ backoff_max_ms = 10
   CHECK(d.connect_timeout == 400ms);
   CHECK(d.backoff_min == 10ms);
   CHECK(d.backoff_max == 10ms);
+  CHECK(fleet->log_keep == 5000);
+  CHECK(parse_fleet_config(good, "mem.toml")->log_keep == 100'000);
 }
 
 TEST_CASE("find returns the named node, or nullptr for a stranger") {
@@ -383,7 +386,9 @@ TEST_CASE("an interval of zero or less is refused") {
 connect_timeout_ms = -5
 acceptable_pause_ms = -1
 window = 0
+log_keep = 0
 )"));
+  check_problem(text, "conf/bad.toml:7: cluster.log_keep: ", "must be greater than 0");
   check_problem(text, "conf/bad.toml:3: cluster.heartbeat_interval_ms: ",
                 "heartbeat_interval_ms is 0, but must be greater than 0");
   check_problem(text, "conf/bad.toml:4: cluster.connect_timeout_ms: ",
