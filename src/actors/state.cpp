@@ -39,6 +39,10 @@ instruments make_instruments(io::metrics_registry* m) {
   out.batch_size = &m->histogram(
     "brnode_state_commit_batch_size", "Writes per synced commit (group commit)",
     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192});
+  out.log_entries = &m->gauge(
+    "brnode_state_log_entries",
+    "Entries in this node's replication log, all origins (bounded by [cluster] log_keep "
+    "per origin while a peer is away)");
   out.commit_time = &m->histogram(
     "brnode_state_commit_seconds", "Time of one synced group commit",
     {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1});
@@ -382,6 +386,8 @@ void truncate_log(replica& st) {
   }
   if (cut->dropped > 0)
     log::state()->debug("truncated {} log entries", cut->dropped);
+  if (st.metrics.log_entries != nullptr)
+    st.metrics.log_entries->set(static_cast<double>(st.db->log_entries()));
   for (auto& [name, link] : st.peers) {
     if (link.handle || link.needs_snapshot)
       continue;

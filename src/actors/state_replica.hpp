@@ -137,6 +137,7 @@ struct instruments {
   io::histogram* batch_size = nullptr;
   io::histogram* commit_time = nullptr;
   io::histogram* lag = nullptr;
+  io::gauge* log_entries = nullptr;
 };
 
 struct replica {

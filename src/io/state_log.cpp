@@ -165,6 +165,7 @@ state_store::truncate(const std::vector<version_vector>& peer_vvs,
   if (!b.empty())
     if (auto err = db_.write(b, false))
       return err;
+  log_entries_ -= std::min(log_entries_, out.dropped);
   if (out.dropped > 0)
     log::store()->debug("truncated {} log entries", out.dropped);
   return out;

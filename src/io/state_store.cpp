@@ -181,6 +181,11 @@ caf::error state_store::load() {
     hlc_floor_ = read_be64(**floor).value_or(0);
   clock_.observe(hlc_floor_);
   next_seq_ = seq_of(vv_, self_) + 1;
+  // Origins are [a-z0-9-], so every log key sorts below "\xff".
+  auto entries = db_.count(log_cf, "", "\xff");
+  if (!entries)
+    return std::move(entries.error());
+  log_entries_ = *entries;
   log::store()->info("state of {}: next seq {}, {} origins in the version "
                      "vector",
                      self_, next_seq_, vv_.size());
@@ -228,6 +233,7 @@ state_store::commit(const std::vector<local_write>& writes, bool sync) {
   b.put(meta_cf, hlc_key, be64(clock_.last()));
   if (auto err = db_.write(b, sync))
     return err;
+  log_entries_ += out.size();
   if (sync)
     raise({{self_, seq - 1}});
   else
@@ -296,6 +302,7 @@ state_store::apply(const std::vector<state_entry>& entries) {
   bool own = seq_of(seen, self_) > written(self_);
   if (auto err = db_.write(b, own))
     return err;
+  log_entries_ += result.applied.size();
   if (!own)
     seen.erase(self_); // own entries written without sync stay undurable
   raise(seen);

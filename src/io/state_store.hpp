@@ -162,6 +162,9 @@ public:
 
   // For self: the highest durable seq (see commit()).
   const version_vector& vv() const { return vv_; }
+  // Entries in the replication log, all origins (counted at open, then kept
+  // up to date by commit, apply and truncate).
+  size_t log_entries() const { return log_entries_; }
   hlc_clock& clock() { return clock_; }
 
   // One hex hash per table over its live rows (key, value, hlc, origin) in
@@ -181,6 +184,7 @@ private:
 
   store& db_;
   std::string self_;
+  size_t log_entries_ = 0; // counted at open, then kept up to date
   std::vector<std::string> origins_; // sorted, includes self
   version_vector vv_;  // self: durable entries only
   uint64_t next_seq_ = 1; // self: after every written entry

@@ -534,6 +534,12 @@ TEST_CASE("a node away for more than log_keep entries catches up with a snapshot
                   },
                   5s, 50ms),
                 "a never said that c will need a snapshot");
+  // a's log: about 20 entries per origin (a, b and c's few), not 100+.
+  auto samples = find_metrics(parse_metrics(call(nodes[0], "GET", "/metrics").body),
+                              "brnode_state_log_entries");
+  REQUIRE(samples.size() == 1);
+  MESSAGE("a's log holds " << samples[0].value << " entries while c is away");
+  CHECK(samples[0].value <= 3 * 20 + 10);
   fl.start("c");
   auto ms = ms_until_converged(nodes, 15s);
   MESSAGE("c converged " << ms << " ms after it was started again");

@@ -533,12 +533,14 @@ TEST_CASE("past log_keep entries, truncate drops what every connected peer holds
   for (int i = 1; i <= 10; ++i)
     a.commit({put("k" + std::to_string(i), "x")});
   a.commit({erase("k1")}); // seq 11
+  CHECK(a.state->log_entries() == 11);
   // c is away (its vector unknown); b is connected and holds up to 9.
   auto cut = a.state->truncate({{{"a", 9}}}, {{{"a", 9}}}, 4);
   REQUIRE(cut);
   CHECK(cut->dropped == 7); // 1..7: not the newest 4 (8..11)
   CHECK(cut->through == version_vector{{"a", 7}});
   CHECK(seqs(log_of(a, "a", 7)) == std::vector<uint64_t>{8, 9, 10, 11});
+  CHECK(a.state->log_entries() == 4);
   // Never what a connected peer still lacks.
   for (int i = 12; i <= 20; ++i)
     a.commit({put("k" + std::to_string(i), "x")});
@@ -550,6 +552,10 @@ TEST_CASE("past log_keep entries, truncate drops what every connected peer holds
   cut = a.state->truncate({}, {}, 4);
   REQUIRE(cut);
   CHECK(seqs(log_of(a, "a", 16)) == std::vector<uint64_t>{17, 18, 19, 20});
+  a.apply({entry("b", 1, 1, "b1", "x")});
+  CHECK(a.state->log_entries() == 5);
+  a.reopen(); // counted again from the log
+  CHECK(a.state->log_entries() == 5);
   // The delete of k1 is still there for c (a snapshot carries it) ...
   auto snap = a.state->snapshot();
   REQUIRE(snap);
