@@ -348,23 +348,29 @@ void enqueue(deployer_ptr self, deploy_task t) {
 // again what it has no row of), is acknowledged and not run again. The
 // store is local, so the check costs one request to the state actor, and
 // replies to one sender come in order, so tasks still queue in arrival order.
-caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
+// Takes a task: `done` gets its id once it is queued (or was taken
+// before), or the reason it was refused. Replies of the state actor to one
+// sender come in order, so tasks still queue in arrival order.
+void take(deployer_ptr self, deploy_task t,
+          std::function<void(caf::expected<std::string>)> done) {
   auto& st = self->state;
   if (auto problem = io::task_problem(t); !problem.empty()) {
     log::deploy()->warn("refused a task: {}", problem);
-    return make_error(brd_errc::refused, problem);
+    done(make_error(brd_errc::refused, problem));
+    return;
   }
   auto key = key_of(t.deploy_id, t.task_id);
   if (!st.in_flight.insert(key).second) {
     log::deploy()->debug("task {} is already here", key);
-    return t.task_id;
+    done(t.task_id);
+    return;
   }
   if (!st.opts.state) {
     auto id = t.task_id;
     enqueue(self, std::move(t));
-    return id;
+    done(id);
+    return;
   }
-  auto promise = self->make_response_promise<std::string>();
   self
     ->request(st.opts.state, write_timeout, get_atom::value, std::string{"tasks"}, key)
     .then(
@@ -377,18 +383,47 @@ caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
           log::deploy()->info("task {} was taken before (now {}): not run again", key,
                               ours->state);
           self->state.in_flight.erase(key);
-          promise.deliver(t.task_id);
+          done(t.task_id);
           return;
         }
         auto id = t.task_id;
         enqueue(self, std::move(t));
-        promise.deliver(id);
+        done(id);
       },
       [=](caf::error& err) mutable {
         self->state.in_flight.erase(key);
         log::deploy()->warn("task {}: cannot look for an earlier run: {}", key, describe(err));
-        promise.deliver(std::move(err));
+        done(std::move(err));
       });
+}
+
+caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
+  auto promise = self->make_response_promise<std::string>();
+  take(self, std::move(t), [=](caf::expected<std::string> id) mutable {
+    if (id)
+      promise.deliver(std::move(*id));
+    else
+      promise.deliver(std::move(id.error()));
+  });
+  return promise;
+}
+
+// A batch of tasks, in order: per task an empty string once it is queued
+// (or was taken before), else why it was refused.
+caf::result<std::vector<std::string>> accept_all(deployer_ptr self,
+                                                 std::vector<deploy_task>& tasks) {
+  if (tasks.empty())
+    return std::vector<std::string>{};
+  auto promise = self->make_response_promise<std::vector<std::string>>();
+  auto refusals = std::make_shared<std::vector<std::string>>(tasks.size());
+  auto open = std::make_shared<size_t>(tasks.size());
+  for (size_t i = 0; i < tasks.size(); ++i)
+    take(self, std::move(tasks[i]), [=](caf::expected<std::string> id) mutable {
+      if (!id)
+        (*refusals)[i] = describe(id.error());
+      if (--*open == 0)
+        promise.deliver(std::move(*refusals));
+    });
   return promise;
 }
 
@@ -449,6 +484,7 @@ deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts)
   });
   return {
     [=](deploy_atom, deploy_task& t) { return accept(self, t); },
+    [=](deploy_atom, std::vector<deploy_task>& tasks) { return accept_all(self, tasks); },
     [=](tick_atom) {
       record_waiting(self);
       check_long_builds(self);

@@ -9,7 +9,8 @@
 //   or role; for "deploy" also no remote, no script, a script program that is
 //   absolute or climbs out with "..", timeout_s 0). A task whose
 //   (deploy_id, task_id) is already queued or running here is acknowledged
-//   and not queued again.
+//   and not queued again. (deploy_atom, tasks) takes a batch the same way,
+//   in order, and replies per task: "" once queued, else the refusal.
 // - Tasks of one repository run one at a time, in arrival order; different
 //   repositories run in parallel, up to deploy.max_parallel (the longest
 //   waiting first). Each running task has a detached worker of its own that
@@ -63,6 +64,10 @@ class metrics_registry;
 
 using deployer_actor = caf::typed_actor<
   caf::replies_to<deploy_atom, deploy_task>::with<std::string>,
+  // The dispatcher's hand-over: a batch of tasks for this node, in order.
+  // Per task an empty string once it is queued (or was taken before), else
+  // why it was refused.
+  caf::replies_to<deploy_atom, std::vector<deploy_task>>::with<std::vector<std::string>>,
   // Timer: looks for tasks that run longer than alerts.long_build.
   caf::reacts_to<tick_atom>>;
 

@@ -288,6 +288,7 @@ caf::result<http_answer> intake(dispatcher_ptr self, const webhook_push& wp) {
 void on_member_event(dispatcher_ptr self, const member_event& ev) {
   auto& st = self->state;
   st.deployers.erase(ev.node); // a new incarnation has a new deployer
+  restart_handovers(self, ev.node);
   for (auto& row : st.members)
     if (row.node == ev.node)
       row.state = ev.to;

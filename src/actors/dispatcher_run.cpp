@@ -198,27 +198,95 @@ void fail_task(dispatcher_ptr self, const std::string& id, const std::string& ta
   progress(self, id);
 }
 
+namespace {
+
+void send_handovers(dispatcher_ptr self, const node_name& node);
+
+// The batch `sent` to `node` is answered (per task: "" taken, else why not),
+// or failed as a whole with `err`; then the next batch goes.
+void handovers_done(dispatcher_ptr self, const node_name& node, uint64_t generation,
+                    const std::vector<handover_queue::item>& sent,
+                    const std::vector<std::string>& refusals, const std::string& failure) {
+  auto& q = self->state.handovers[node];
+  bool current = q.generation == generation;
+  if (current)
+    q.busy = false;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    const auto& why = failure.empty() && i < refusals.size() ? refusals[i] : failure;
+    if (failure.empty() && i >= refusals.size())
+      fail_task(self, sent[i].deploy_id, sent[i].task_id,
+                "node " + node + " did not answer for the task");
+    else if (why.empty())
+      handed_over(self, sent[i].deploy_id);
+    else
+      fail_task(self, sent[i].deploy_id, sent[i].task_id, why);
+  }
+  if (current)
+    send_handovers(self, node);
+}
+
+void send_handovers(dispatcher_ptr self, const node_name& node) {
+  auto& q = self->state.handovers[node];
+  if (q.busy || q.waiting.empty())
+    return;
+  q.busy = true;
+  auto generation = q.generation;
+  with_deployer(
+    self, node,
+    [=](caf::actor deployer) {
+      auto& q = self->state.handovers[node];
+      if (q.generation != generation)
+        return; // the membership changed meanwhile: a newer send goes
+      auto sent = std::move(q.waiting);
+      q.waiting.clear();
+      std::vector<deploy_task> tasks;
+      tasks.reserve(sent.size());
+      for (const auto& item : sent)
+        tasks.push_back(item.task);
+      self->request(deployer, hand_over_timeout, deploy_atom::value, std::move(tasks))
+        .then(
+          [=](std::vector<std::string>& refusals) {
+            for (auto& why : refusals)
+              if (!why.empty())
+                why = "node " + node + " did not take the task: " + why;
+            handovers_done(self, node, generation, sent, refusals, {});
+          },
+          [=](caf::error& err) {
+            self->state.deployers.erase(node);
+            handovers_done(self, node, generation, sent, {},
+                           "node " + node + " did not take the task: " + describe(err));
+          });
+    },
+    [=](const caf::error& err) {
+      auto& q = self->state.handovers[node];
+      if (q.generation != generation)
+        return;
+      auto sent = std::move(q.waiting);
+      q.waiting.clear();
+      handovers_done(self, node, generation, sent, {},
+                     "cannot reach the deployer of node " + node + ": " + describe(err));
+    });
+}
+
+} // namespace
+
+void restart_handovers(dispatcher_ptr self, const node_name& node) {
+  auto q = self->state.handovers.find(node);
+  if (q == self->state.handovers.end())
+    return;
+  ++q->second.generation;
+  q->second.busy = false;
+  send_handovers(self, node);
+}
+
 void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
   auto task = find_open_task(self->state, id, task_id);
   if (!task)
     return;
-  auto msg = to_message(self->state, *task.slot);
   auto node = task.slot->record.node;
-  with_deployer(
-    self, node,
-    [=](caf::actor deployer) {
-      self->request(deployer, hand_over_timeout, deploy_atom::value, msg)
-        .then([=](std::string&) { handed_over(self, id); },
-              [=](caf::error& err) {
-                self->state.deployers.erase(node);
-                fail_task(self, id, task_id,
-                          "node " + node + " did not take the task: " + describe(err));
-              });
-    },
-    [=](const caf::error& err) {
-      fail_task(self, id, task_id,
-                "cannot reach the deployer of node " + node + ": " + describe(err));
-    });
+  self->state.handovers[node].waiting.push_back(
+    {id, task_id, to_message(self->state, *task.slot)});
+  send_handovers(self, node);
 }
 
 // Runs a task lost with its node again on another live node of the role.

@@ -35,6 +35,21 @@ struct waiting_push {
   caf::typed_response_promise<http_answer> promise;
 };
 
+// Tasks on their way to one node's deployer. One batch at a time is under
+// way; tasks handed over meanwhile go together in the next, so a busy edge
+// sends a node one message for many tasks instead of one each.
+struct handover_queue {
+  struct item {
+    std::string deploy_id, task_id;
+    deploy_task task;
+  };
+  std::vector<item> waiting;
+  bool busy = false; // a batch, or the deployer's lookup, is under way
+  // Bumped when the node's membership changes: the batch under way (to a
+  // deployer that may be gone) no longer holds back the next one.
+  uint64_t generation = 0;
+};
+
 struct dispatcher_state {
   dispatcher_options opts;
   std::string diff_root; // <workspace>/dispatch
@@ -44,6 +59,7 @@ struct dispatcher_state {
   std::set<std::string> rolled_back;                   // rollback keys
   std::vector<member_view> members;
   std::map<node_name, caf::actor> deployers;
+  std::map<node_name, handover_queue> handovers;
   std::map<std::string, deploy_progress> active; // by deployment id
   caf::actor diff_worker;
   uint32_t next_id = 0;
@@ -136,9 +152,14 @@ void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
 void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
                const std::string& reason);
 
-// Sends the task to its node's deployer; a node that does not take it
-// fails the task with the reason.
+// Sends the task to its node's deployer, in a batch with the node's other
+// tasks waiting while the previous batch is under way (struct
+// handover_queue); a node that does not take it fails the task with the
+// reason.
 void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id);
+// The membership of `node` changed: tasks waiting for it no longer wait for
+// the batch under way (its deployer may be gone); they go now.
+void restart_handovers(dispatcher_ptr self, const node_name& node);
 
 // Runs a task lost with its node again on another live node of the role.
 void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost);

@@ -29,6 +29,7 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<actor_info>>("std::vector<brd::actor_info>");
   cfg.add_message_type<actor_summary>("brd::actor_summary");
   cfg.add_message_type<deploy_task>("brd::deploy_task"); // dispatcher -> deployer
+  cfg.add_message_type<std::vector<deploy_task>>("std::vector<brd::deploy_task>");
 }
 
 std::string system_config::app_identifier(const std::string& cluster) {

@@ -396,6 +396,39 @@ TEST_CASE("malformed tasks are refused with a reason and record nothing") {
   CHECK(f.seen->puts.empty());
 }
 
+TEST_CASE("a batch of tasks is taken in order and answered per task") {
+  fixture f;
+  auto first = f.commit({{"slow", "1"}});
+  auto second = f.commit({{"slow", ""}});
+  auto t1 = f.task(first), t2 = f.task(second), bad = f.task(first);
+  bad.sha = "main";
+  std::vector<std::string> replies;
+  {
+    caf::scoped_actor self{f.sys};
+    self->request(f.deployer, 5s, brd::deploy_atom::value,
+                  std::vector<brd::deploy_task>{t1, bad, t2, t1})
+      .receive([&](std::vector<std::string>& r) { replies = std::move(r); },
+               [&](caf::error& err) { FAIL("the batch failed: " << brd::describe(err)); });
+  }
+  REQUIRE(replies.size() == 4);
+  CHECK(replies[0] == "");
+  CHECK(replies[1].find("not 40 lowercase hex") != std::string::npos);
+  CHECK(replies[2] == "");
+  CHECK(replies[3] == ""); // delivered twice: taken once
+  auto r1 = f.wait_final(t1);
+  auto r2 = f.wait_final(t2);
+  CHECK(r1.state == "succeeded");
+  CHECK(r2.state == "succeeded");
+  CHECK(r2.started_at_ms >= r1.finished_at_ms); // in the batch's order
+  CHECK(f.runs().size() == 4);                  // a start and an end each, t1 once
+  CHECK(f.active() == second);
+  // An empty batch is answered at once.
+  caf::scoped_actor self{f.sys};
+  self->request(f.deployer, 5s, brd::deploy_atom::value, std::vector<brd::deploy_task>{})
+    .receive([&](std::vector<std::string>& r) { CHECK(r.empty()); },
+             [&](caf::error& err) { FAIL(brd::describe(err)); });
+}
+
 TEST_CASE("a failing script ends failed with its exit code and log tail; the active build stays") {
   fixture f;
   auto good = f.commit();
