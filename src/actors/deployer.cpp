@@ -18,6 +18,7 @@
 // queued, running, final. A refused or lost write is logged.
 
 #include <algorithm>
+#include <functional>
 #include <atomic>
 #include <deque>
 #include <filesystem>
@@ -348,9 +349,8 @@ void enqueue(deployer_ptr self, deploy_task t) {
 // again what it has no row of), is acknowledged and not run again. The
 // store is local, so the check costs one request to the state actor, and
 // replies to one sender come in order, so tasks still queue in arrival order.
-// Takes a task: `done` gets its id once it is queued (or was taken
-// before), or the reason it was refused. Replies of the state actor to one
-// sender come in order, so tasks still queue in arrival order.
+// `done` gets the task's id once it is queued (or was taken before), or the
+// reason it was refused.
 void take(deployer_ptr self, deploy_task t,
           std::function<void(caf::expected<std::string>)> done) {
   auto& st = self->state;
