@@ -3,6 +3,7 @@
 // dispatcher_loss.cpp).
 #include <algorithm>
 #include <functional>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 
@@ -202,27 +203,32 @@ namespace {
 
 void send_handovers(dispatcher_ptr self, const node_name& node);
 
-// The batch `sent` to `node` is answered (per task: "" taken, else why not),
-// or failed as a whole with `err`; then the next batch goes.
+// The batch `sent` to `node` is settled, per task "" (taken) or why not;
+// then, unless the node's membership changed meanwhile, the next batch goes.
 void handovers_done(dispatcher_ptr self, const node_name& node, uint64_t generation,
                     const std::vector<handover_queue::item>& sent,
-                    const std::vector<std::string>& refusals, const std::string& failure) {
+                    const std::vector<std::string>& why_not) {
   auto& q = self->state.handovers[node];
   bool current = q.generation == generation;
   if (current)
     q.busy = false;
-  for (size_t i = 0; i < sent.size(); ++i) {
-    const auto& why = failure.empty() && i < refusals.size() ? refusals[i] : failure;
-    if (failure.empty() && i >= refusals.size())
-      fail_task(self, sent[i].deploy_id, sent[i].task_id,
-                "node " + node + " did not answer for the task");
-    else if (why.empty())
+  for (size_t i = 0; i < sent.size(); ++i)
+    if (why_not[i].empty())
       handed_over(self, sent[i].deploy_id);
     else
-      fail_task(self, sent[i].deploy_id, sent[i].task_id, why);
-  }
+      fail_task(self, sent[i].deploy_id, sent[i].task_id, why_not[i]);
   if (current)
     send_handovers(self, node);
+}
+
+// The tasks waiting for `node`, taken for a batch; none when its membership
+// changed since `generation` (a newer send takes them).
+std::vector<handover_queue::item> take_waiting(dispatcher_ptr self, const node_name& node,
+                                               uint64_t generation) {
+  auto& q = self->state.handovers[node];
+  if (q.generation != generation)
+    return {};
+  return std::exchange(q.waiting, {});
 }
 
 void send_handovers(dispatcher_ptr self, const node_name& node) {
@@ -234,11 +240,11 @@ void send_handovers(dispatcher_ptr self, const node_name& node) {
   with_deployer(
     self, node,
     [=](caf::actor deployer) {
-      auto& q = self->state.handovers[node];
-      if (q.generation != generation)
-        return; // the membership changed meanwhile: a newer send goes
-      auto sent = std::move(q.waiting);
-      q.waiting.clear();
+      auto sent = take_waiting(self, node, generation);
+      if (sent.empty()) {
+        handovers_done(self, node, generation, sent, {});
+        return;
+      }
       std::vector<deploy_task> tasks;
       tasks.reserve(sent.size());
       for (const auto& item : sent)
@@ -246,25 +252,27 @@ void send_handovers(dispatcher_ptr self, const node_name& node) {
       self->request(deployer, hand_over_timeout, deploy_atom::value, std::move(tasks))
         .then(
           [=](std::vector<std::string>& refusals) {
-            for (auto& why : refusals)
-              if (!why.empty())
-                why = "node " + node + " did not take the task: " + why;
-            handovers_done(self, node, generation, sent, refusals, {});
+            std::vector<std::string> why_not(sent.size(),
+                                             "node " + node + " did not answer for the task");
+            for (size_t i = 0; i < std::min(refusals.size(), sent.size()); ++i)
+              why_not[i] = refusals[i].empty()
+                             ? std::string{}
+                             : "node " + node + " did not take the task: " + refusals[i];
+            handovers_done(self, node, generation, sent, why_not);
           },
           [=](caf::error& err) {
             self->state.deployers.erase(node);
-            handovers_done(self, node, generation, sent, {},
-                           "node " + node + " did not take the task: " + describe(err));
+            handovers_done(self, node, generation, sent,
+                           std::vector<std::string>(sent.size(), "node " + node
+                                                                   + " did not take the task: "
+                                                                   + describe(err)));
           });
     },
     [=](const caf::error& err) {
-      auto& q = self->state.handovers[node];
-      if (q.generation != generation)
-        return;
-      auto sent = std::move(q.waiting);
-      q.waiting.clear();
-      handovers_done(self, node, generation, sent, {},
-                     "cannot reach the deployer of node " + node + ": " + describe(err));
+      auto sent = take_waiting(self, node, generation);
+      handovers_done(self, node, generation, sent,
+                     std::vector<std::string>(sent.size(), "cannot reach the deployer of node "
+                                                             + node + ": " + describe(err)));
     });
 }
 
