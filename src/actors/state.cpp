@@ -369,39 +369,6 @@ void check_relearned(state_ptr self) {
 
 // -- timers -------------------------------------------------------------------------
 
-// Drops the log entries every peer holds; while a peer is away, also those
-// past the newest log_keep per origin that every connected peer holds.
-void truncate_log(replica& st) {
-  std::vector<version_vector> held, connected;
-  for (const auto& [name, link] : st.peers) {
-    if (link.heard) // a peer we have not heard from may need anything
-      held.push_back(link.acked);
-    if (link.handle)
-      connected.push_back(link.acked);
-  }
-  auto cut = st.db->truncate(held, connected, st.opts.fleet.log_keep);
-  if (!cut) {
-    log::state()->warn("cannot truncate the log: {}", describe(cut.error()));
-    return;
-  }
-  if (cut->dropped > 0)
-    log::state()->debug("truncated {} log entries", cut->dropped);
-  if (st.metrics.log_entries != nullptr)
-    st.metrics.log_entries->set(static_cast<double>(st.db->log_entries()));
-  for (auto& [name, link] : st.peers) {
-    if (link.handle || link.needs_snapshot)
-      continue;
-    for (const auto& [origin, through] : cut->through)
-      if (seq_in(link.acked, origin) < through) {
-        link.needs_snapshot = true;
-        log::state()->info("peer {} is away and lacks more than the {} newest log entries "
-                           "of {} ([cluster] log_keep): it gets a snapshot when it returns",
-                           name, st.opts.fleet.log_keep, origin);
-        break;
-      }
-  }
-}
-
 void tick(state_ptr self) {
   auto& st = self->state;
   ++st.ticks;

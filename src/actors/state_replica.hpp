@@ -204,6 +204,8 @@ void push_all(state_ptr self);
 // Asks health for `peer`'s state actor, unless known or asked recently.
 void lookup(state_ptr self, const std::string& peer);
 void on_member_event(state_ptr self, const member_event& ev);
+// Drops the log entries the peers no longer need (every second).
+void truncate_log(replica& st);
 void on_down(state_ptr self, const caf::down_msg& dm);
 caf::result<version_vector> receive_batch(state_ptr self, repl_batch& batch);
 caf::result<version_vector> receive_snapshot(state_ptr self,

@@ -26,7 +26,9 @@
 //   (missing_for, all origins); if the log was truncated past its vector it
 //   gets a snapshot of all tables.
 // - The log is truncated when every configured peer (live or not) has
-//   acknowledged the entries.
+//   acknowledged the entries; while a peer is away, also past the newest
+//   [cluster] log_keep entries per origin that every connected peer holds
+//   (truncate_log).
 #include <algorithm>
 
 #include <caf/event_based_actor.hpp>
@@ -300,6 +302,41 @@ void on_down(state_ptr self, const caf::down_msg& dm) {
     std::erase_if(subs, [&](const caf::actor& a) {
       return a.address() == dm.source;
     });
+}
+
+// -- the log ------------------------------------------------------------------------
+
+// Drops the log entries every peer holds; while a peer is away, also those
+// past the newest log_keep per origin that every connected peer holds.
+void truncate_log(replica& st) {
+  std::vector<version_vector> held, connected;
+  for (const auto& [name, link] : st.peers) {
+    if (link.heard) // a peer we have not heard from may need anything
+      held.push_back(link.acked);
+    if (link.handle)
+      connected.push_back(link.acked);
+  }
+  auto cut = st.db->truncate(held, connected, st.opts.fleet.log_keep);
+  if (!cut) {
+    log::state()->warn("cannot truncate the log: {}", describe(cut.error()));
+    return;
+  }
+  if (cut->dropped > 0)
+    log::state()->debug("truncated {} log entries", cut->dropped);
+  if (st.metrics.log_entries != nullptr)
+    st.metrics.log_entries->set(static_cast<double>(st.db->log_entries()));
+  for (auto& [name, link] : st.peers) {
+    if (link.handle || link.needs_snapshot)
+      continue;
+    for (const auto& [origin, through] : cut->through)
+      if (seq_in(link.acked, origin) < through) {
+        link.needs_snapshot = true;
+        log::state()->info("peer {} is away and lacks more than the {} newest log entries "
+                           "of {} ([cluster] log_keep): it gets a snapshot when it returns",
+                           name, st.opts.fleet.log_keep, origin);
+        break;
+      }
+  }
 }
 
 // -- from peers -------------------------------------------------------------------
