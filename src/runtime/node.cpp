@@ -415,6 +415,9 @@ int run_node(const node_options& opts) {
                  caf::actor_cast<caf::actor>(state));
   caf::anon_send(state, put_atom::value, std::string{"nodes"}, self->name,
                  identity->second);
+  if (opts.extra_actors)
+    for (auto& [name, actor] : opts.extra_actors(sys, caf::actor_cast<caf::actor>(state)))
+      caf::anon_send(health, put_atom::value, name, actor);
   auto deploy = deploy_service::start(sys, {*fleet, self->name, data_dir, health, state, metrics});
   auto stop_actors = [&] {
     if (deploy)

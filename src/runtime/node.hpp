@@ -4,7 +4,12 @@
 // for SIGTERM/SIGINT, then leaves the fleet gracefully.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/fwd.hpp>
 
 namespace brd {
 
@@ -23,6 +28,14 @@ struct node_options {
   std::string name;
   std::string data_dir;     // empty: ./data/<name>
   std::string log_level = "info";
+  // For tools that run a node with actors of their own (the replication
+  // benchmark's on-node writers): called once the state actor runs, with
+  // that actor; the actors returned are listed by name in the health
+  // actor's table, where peers look them up (get_atom NAME). brnode leaves
+  // it empty.
+  using extra_actors_fn = std::function<std::vector<std::pair<std::string, caf::actor>>(
+    caf::actor_system&, const caf::actor& state)>;
+  extra_actors_fn extra_actors;
 };
 
 // Runs the node until a stop signal arrives. The caller must have blocked

@@ -16,6 +16,7 @@
 #include "runtime/hlc.hpp"
 #include "runtime/type_registry.hpp"
 #include "util.hpp"
+#include "writers.hpp"
 
 namespace bench {
 
@@ -27,7 +28,7 @@ const std::vector<std::string> names = {"a", "b", "c"};
 
 // Shared between the client actors and the main thread.
 struct shared_stats {
-  std::atomic<uint64_t> acked{0}, errors{0}, writers_done{0};
+  std::atomic<uint64_t> errors{0};
   std::atomic<bool> stop_probes{false};
   std::atomic<uint64_t> paced_acked{0}, paced_errors{0}, pacers_done{0};
   std::mutex mutex;
@@ -44,72 +45,6 @@ double wall_ms_now() {
 }
 
 // -- client actors -------------------------------------------------------------
-
-struct writer_state {
-  brd::state_actor target;
-  std::string prefix, value;
-  uint64_t next = 0, count = 0, done = 0;
-  size_t batch = 1; // writes per request
-  stats_ptr stats;
-};
-
-using writer_ptr = caf::stateful_actor<writer_state>*;
-
-void issue(writer_ptr self);
-
-// `n` writes were answered together (one request).
-void finished(writer_ptr self, uint64_t n, bool ok) {
-  auto& st = self->state;
-  (ok ? st.stats->acked : st.stats->errors) += n;
-  st.done += n;
-  if (st.done == st.count) {
-    ++st.stats->writers_done;
-    self->quit();
-    return;
-  }
-  issue(self);
-}
-
-void issue(writer_ptr self) {
-  auto& st = self->state;
-  if (st.next >= st.count)
-    return;
-  if (st.batch <= 1) {
-    auto key = st.prefix + std::to_string(st.next++);
-    self
-      ->request(st.target, 120s, brd::put_atom::value, std::string{"tasks"}, std::move(key),
-                st.value)
-      .then([=](brd::write_ack&) { finished(self, 1, true); },
-            [=](caf::error&) { finished(self, 1, false); });
-    return;
-  }
-  auto n = std::min<uint64_t>(st.batch, st.count - st.next);
-  std::vector<std::string> keys, values(n, st.value);
-  for (uint64_t i = 0; i < n; ++i)
-    keys.push_back(st.prefix + std::to_string(st.next++));
-  self
-    ->request(st.target, 120s, brd::put_atom::value, std::string{"tasks"}, std::move(keys),
-              std::move(values))
-    .then([=](brd::write_ack&) { finished(self, n, true); },
-          [=](caf::error&) { finished(self, n, false); });
-}
-
-// Keeps `window` requests of `batch` puts outstanding until `count` puts
-// are answered.
-caf::behavior writer(writer_ptr self, brd::state_actor target, std::string prefix,
-                     uint64_t count, size_t window, size_t batch, std::string value,
-                     stats_ptr stats) {
-  auto& st = self->state;
-  st.batch = batch;
-  st.target = std::move(target);
-  st.prefix = std::move(prefix);
-  st.value = std::move(value);
-  st.count = count;
-  st.stats = std::move(stats);
-  for (size_t i = 0; i < window; ++i)
-    issue(self);
-  return {[](brd::tick_atom) {}};
-}
 
 // Open loop: puts to `target` at `rate` per second for `seconds`, each
 // issued on time whatever is still unanswered; quits once all are answered.
@@ -214,16 +149,20 @@ bool wait_replicating(const std::vector<node_proc>& nodes, std::chrono::seconds 
   }
 }
 
-// The "state" service of the node on `port`.
-caf::expected<brd::state_actor> connect(caf::actor_system& sys, uint16_t port) {
+// The services `names` of the node on `port`, as its health actor lists them.
+caf::expected<std::vector<caf::actor>> lookup(caf::actor_system& sys, uint16_t port,
+                                              const std::vector<std::string>& services) {
   auto health = sys.middleman().remote_actor<brd::health_actor>("127.0.0.1", port);
   if (!health)
     return health.error();
   caf::scoped_actor self{sys};
-  caf::expected<brd::state_actor> out{caf::error{}};
-  self->request(*health, 5s, brd::get_atom::value, std::string{"state"})
-    .receive([&](caf::actor& a) { out = caf::actor_cast<brd::state_actor>(a); },
-             [&](caf::error& err) { out = err; });
+  std::vector<caf::actor> out;
+  caf::error failed;
+  for (const auto& name : services)
+    self->request(*health, 5s, brd::get_atom::value, name)
+      .receive([&](caf::actor& a) { out.push_back(a); }, [&](caf::error& err) { failed = err; });
+  if (failed)
+    return failed;
   return out;
 }
 
@@ -289,28 +228,53 @@ double nodes_cpu(const std::vector<node_proc>& nodes) {
   return sum;
 }
 
+// Runs the saturating load: on the nodes (their writer hosts) or from this
+// process; returns once every write is answered.
+void run_writers(caf::actor_system& sys, const std::vector<brd::state_actor>& states,
+                 const std::vector<caf::actor>& hosts, const writer_plan& plan,
+                 stats_ptr stats) {
+  if (hosts.empty()) {
+    auto counts = std::make_shared<write_counts>();
+    for (size_t i = 0; i < states.size(); ++i) {
+      auto p = plan;
+      p.prefix = "w-" + names[i] + "-";
+      spawn_writers(sys, states[i], p, counts);
+    }
+    while (counts->writers_done < plan.writers * states.size())
+      std::this_thread::sleep_for(1ms);
+    stats->errors += counts->errors;
+    return;
+  }
+  caf::scoped_actor self{sys};
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  for (size_t i = 0; i < hosts.size(); ++i)
+    pending.push_back(self->request(hosts[i], 600s, brd::put_atom::value,
+                                    "w-" + names[i] + "-", plan.per_writer,
+                                    uint64_t{plan.writers}, uint64_t{plan.window},
+                                    uint64_t{plan.batch}, uint64_t{plan.value.size()}));
+  for (auto& p : pending)
+    p.receive([&](uint64_t, uint64_t errors) { stats->errors += errors; },
+              [&](caf::error&) { ++stats->errors; });
+}
+
 void run_load(caf::actor_system& sys, const std::vector<brd::state_actor>& states,
-              const std::vector<node_proc>& nodes, const load_options& opts,
-              stats_ptr stats, brd_result& out) {
+              const std::vector<caf::actor>& hosts, const std::vector<node_proc>& nodes,
+              const load_options& opts, stats_ptr stats, brd_result& out) {
   auto node_cpu_before = nodes_cpu(nodes);
   auto client_cpu_before = cpu_seconds();
-  auto value = record_of_size(opts.value_size);
   // `clients_per_node` writes outstanding per node, in requests of `batch`.
-  const size_t batch = std::max<size_t>(1, opts.batch);
-  const size_t requests = std::max<size_t>(1, opts.clients_per_node / batch);
-  const size_t writers = std::min<size_t>(16, requests);
-  const size_t window = std::max<size_t>(1, requests / writers);
-  const uint64_t per_writer = opts.writes_per_node / writers;
-  out.writes = per_writer * writers * states.size();
+  writer_plan plan;
+  plan.batch = std::max<size_t>(1, opts.batch);
+  const size_t requests = std::max<size_t>(1, opts.clients_per_node / plan.batch);
+  plan.writers = std::min<size_t>(16, requests);
+  plan.window = std::max<size_t>(1, requests / plan.writers);
+  plan.per_writer = opts.writes_per_node / plan.writers;
+  plan.value = record_of_size(opts.value_size);
+  out.writes = plan.per_writer * plan.writers * states.size();
   for (size_t i = 0; i < states.size(); ++i)
     sys.spawn(prober, states[i], names[i], stats);
   auto start = steady::now();
-  for (size_t i = 0; i < states.size(); ++i)
-    for (size_t w = 0; w < writers; ++w)
-      sys.spawn(writer, states[i], "w-" + names[i] + "-" + std::to_string(w) + "-", per_writer,
-                window, batch, value, stats);
-  while (stats->writers_done < writers * states.size())
-    std::this_thread::sleep_for(1ms);
+  run_writers(sys, states, hosts, plan, stats);
   out.seconds_acked = seconds_since(start);
   // A marker per origin, written after all its writes were acked: seeing it
   // on a node means all of that origin's writes are there (applied in order).
@@ -412,13 +376,19 @@ brd_result run_brd(const std::string& brnode, const load_options& opts) {
     cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system sys{cfg};
     std::vector<brd::state_actor> states;
+    std::vector<caf::actor> hosts; // the nodes' writer hosts, when on_node
     for (const auto& n : nodes) {
-      auto st = connect(sys, n.port);
-      if (!st) {
-        out.failure = "cannot reach the state actor of " + n.name + ": " + sys.render(st.error());
+      std::vector<std::string> services{"state"};
+      if (opts.on_node)
+        services.emplace_back(writer_host_name);
+      auto found = lookup(sys, n.port, services);
+      if (!found) {
+        out.failure = "cannot reach the services of " + n.name + ": " + sys.render(found.error());
         break;
       }
-      states.push_back(*st);
+      states.push_back(caf::actor_cast<brd::state_actor>(found->at(0)));
+      if (opts.on_node)
+        hosts.push_back(found->at(1));
     }
     auto stats = std::make_shared<shared_stats>();
     if (out.failure.empty()) {
@@ -431,7 +401,7 @@ brd_result run_brd(const std::string& brnode, const load_options& opts) {
       if (!wait_replicating(nodes, 20s))
         out.failure = "the nodes did not start replicating to each other";
       else {
-        run_load(sys, states, nodes, opts, stats, out);
+        run_load(sys, states, hosts, nodes, opts, stats, out);
         {
           std::lock_guard guard{stats->mutex};
           out.probe_lag_ms = stats->lag_ms;

@@ -15,6 +15,11 @@ struct load_options {
   // Writes per request: 1 is a put per message; N > 1 sends put (table,
   // keys, values), answered once all N are durable on the origin.
   size_t batch = 1;
+  // true: the writers run inside the nodes (brnode_bench's writer host),
+  // local to each state actor, as the fleet's own writers do; false: they
+  // are client actors of this process, reaching the nodes over the CAF
+  // transport. The paced phase and the probes are always clients.
+  bool on_node = false;
   // After the saturating load, each of these writes/s in turn, offered at a
   // steady pace (open loop, one put per request, spread over the 3 nodes)
   // for `paced_seconds`: the lag below saturation. Empty skips them.

@@ -17,16 +17,26 @@ namespace {
 
 constexpr const char* usage = R"(usage: bench_replication [options]
 
-Three local brnode processes; client actors write to the state actor of every
-node (200-byte msgpack records). Prints durable replicated writes/s (acked
-after the origin's WAL sync, counted once present on all 3 nodes), p50/p99
-replication lag, the same load against a 3-member etcd cluster on loopback
-when `etcd` is installed, the ratio, and RocksDB's own synced write rate at
-the mean group-commit batch size.
+Three local brnode processes with writers on all three (200-byte msgpack
+records): first on the nodes themselves (brnode_bench: brnode plus a writer
+host, so the writers are local to each state actor, as the fleet's own
+writers are), then as client actors of this process that reach each node
+over the CAF transport, as etcd's clients reach etcd. Prints, for each,
+durable replicated writes/s (acked after the origin's WAL sync, counted once
+present on all 3 nodes) and p50/p99 replication lag; the same load against a
+3-member etcd cluster on loopback when `etcd` is installed, and the ratios;
+RocksDB's own synced write rate at the mean group-commit batch size.
 
 options:
   --brnode PATH        brnode binary (default: $BRNODE_BIN, else ../src/brnode
                        next to this program)
+  --brnode-bench PATH  brnode with the on-node writer host (default:
+                       brnode_bench next to this program)
+  --writers WHERE      on-node: the writers run inside the nodes, local to
+                       each state actor, as the fleet's own writers
+                       (dispatcher, deployer, health) do; clients: client
+                       actors of this process, over the CAF transport, as
+                       etcd's clients reach etcd; both (default)
   --writes N           writes per node (default 100000)
   --clients N          writes outstanding per node (default 64)
   --batch N            writes per request (default 1: one put per message;
@@ -47,7 +57,8 @@ options:
 )";
 
 struct options {
-  std::string brnode;
+  std::string brnode, brnode_bench;
+  bool on_node = true, clients = true;
   bench::load_options brd, etcd;
   bool with_etcd = true;
 };
@@ -60,8 +71,15 @@ std::string default_brnode() {
   return (self.parent_path() / ".." / "src" / "brnode").lexically_normal().string();
 }
 
+std::string default_brnode_bench() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (self.parent_path() / "brnode_bench").string();
+}
+
 bool parse(int argc, char** argv, options& out) {
   out.brnode = default_brnode();
+  out.brnode_bench = default_brnode_bench();
   out.etcd.writes_per_node = 20'000;
   size_t etcd_clients = 0, seconds = 0;
   for (int i = 1; i < argc; ++i) {
@@ -74,6 +92,15 @@ bool parse(int argc, char** argv, options& out) {
     };
     if (arg == "--brnode" && i + 1 < argc)
       out.brnode = argv[++i];
+    else if (arg == "--brnode-bench" && i + 1 < argc)
+      out.brnode_bench = argv[++i];
+    else if (arg == "--writers" && i + 1 < argc) {
+      std::string where = argv[++i];
+      out.on_node = where == "on-node" || where == "both";
+      out.clients = where == "clients" || where == "both";
+      if (!out.on_node && !out.clients)
+        return false;
+    }
     else if (arg == "--writes" && number(out.brd.writes_per_node)) {
     } else if (arg == "--clients" && number(out.brd.clients_per_node)) {
     } else if (arg == "--batch" && number(out.brd.batch)) {
@@ -106,31 +133,14 @@ double rate(size_t writes, double seconds) {
   return seconds > 0 ? static_cast<double>(writes) / seconds : 0;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-  options opts;
-  if (!parse(argc, argv, opts)) {
-    std::fputs(usage, stderr);
-    return 64;
-  }
-  if (::access(opts.brnode.c_str(), X_OK) != 0) {
-    std::fprintf(stderr, "bench_replication: no brnode at %s; pass --brnode\n",
-                 opts.brnode.c_str());
-    return 64;
-  }
-  std::printf("replication benchmark: 3 local nodes, writers on all three, %zu-byte values\n",
-              opts.brd.value_size);
-  std::printf("machine: %u cores, load average %s at start\n",
-              std::thread::hardware_concurrency(), bench::load_average().c_str());
-
-  auto brd = bench::run_brd(opts.brnode, opts.brd);
-  std::printf("\nBlackRoad (%zu writes, %zu outstanding per node, CAF clients, %zu per "
+// Prints one BlackRoad run; returns its durable replicated writes/s (0: failed).
+double print_brd(const char* where, bench::brd_result& brd, const options& opts) {
+  std::printf("\nBlackRoad, writers %s (%zu writes, %zu outstanding per node, %zu per "
               "request):\n",
-              brd.writes, opts.brd.clients_per_node, opts.brd.batch);
+              where, brd.writes, opts.brd.clients_per_node, opts.brd.batch);
   if (!brd.failure.empty()) {
     std::printf("  FAILED: %s\n", brd.failure.c_str());
-    return 1;
+    return 0;
   }
   double brd_rate = rate(brd.writes, brd.seconds_everywhere);
   std::printf("  acked (durable on the origin) after %.2f s: %.0f writes/s\n", brd.seconds_acked,
@@ -146,13 +156,13 @@ int main(int argc, char** argv) {
               brd.hist_p50_ms, brd.hist_p99_ms);
   std::printf("  group commit: %.1f writes per synced batch on average; %zu errors\n",
               brd.mean_commit_batch, brd.errors);
-  std::printf("  CPU: %.1f s in the 3 nodes + %.1f s in the client actors = %.0f us per "
+  std::printf("  CPU: %.1f s in the 3 nodes + %.1f s in this process = %.0f us per "
               "replicated write (%.0f us in the nodes)\n",
               brd.node_cpu_seconds, brd.client_cpu_seconds,
               1e6 * (brd.node_cpu_seconds + brd.client_cpu_seconds) / brd.writes,
               1e6 * brd.node_cpu_seconds / brd.writes);
   if (!brd.paced.empty())
-    std::printf("\nBlackRoad below saturation (%.0f s per rate, open loop, one put per "
+    std::printf("  below saturation (%.0f s per rate, open loop, client actors, one put per "
                 "request):\n",
                 opts.brd.paced_seconds);
   for (auto& p : brd.paced)
@@ -162,6 +172,51 @@ int main(int argc, char** argv) {
                 bench::percentile(p.probe_lag_ms, 50), bench::percentile(p.probe_lag_ms, 99),
                 p.probe_lag_ms.size(),
                 p.acked_per_s < 0.95 * p.offered_per_s ? "; did not keep up" : "");
+  return brd_rate;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opts;
+  if (!parse(argc, argv, opts)) {
+    std::fputs(usage, stderr);
+    return 64;
+  }
+  for (const auto* bin : {&opts.brnode, &opts.brnode_bench})
+    if (::access(bin->c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "bench_replication: no %s; pass --brnode or --brnode-bench\n",
+                   bin->c_str());
+      return 64;
+    }
+  std::printf("replication benchmark: 3 local nodes, writers on all three, %zu-byte values\n",
+              opts.brd.value_size);
+  std::printf("machine: %u cores, load average %s at start\n",
+              std::thread::hardware_concurrency(), bench::load_average().c_str());
+
+  // The writers on the nodes first (the fleet's own shape), with the paced
+  // phase; then client actors (etcd's shape) without it.
+  double on_node_rate = 0, clients_rate = 0, mean_batch = 0;
+  bool failed = false;
+  if (opts.on_node) {
+    auto o = opts.brd;
+    o.on_node = true;
+    auto brd = bench::run_brd(opts.brnode_bench, o);
+    on_node_rate = print_brd("on the nodes (local to each state actor)", brd, opts);
+    failed = failed || on_node_rate == 0;
+    mean_batch = brd.mean_commit_batch;
+  }
+  if (opts.clients) {
+    auto o = opts.brd;
+    if (opts.on_node)
+      o.paced_rates.clear();
+    auto brd = bench::run_brd(opts.brnode, o);
+    clients_rate = print_brd("as CAF client actors of this process", brd, opts);
+    failed = failed || clients_rate == 0;
+    mean_batch = mean_batch > 0 ? mean_batch : brd.mean_commit_batch;
+  }
+  if (failed)
+    return 1;
 
   if (opts.with_etcd) {
     auto etcd = bench::run_etcd(opts.etcd);
@@ -180,12 +235,19 @@ int main(int argc, char** argv) {
                   "%.2f s; %zu errors\n",
                   etcd.seconds_acked, etcd.seconds_everywhere, etcd.errors);
       std::printf("  durable replicated writes/s: %.0f\n", etcd_rate);
-      std::printf("\nratio BlackRoad / etcd: %.1fx   (goal >= 5x)\n",
-                  etcd_rate > 0 ? brd_rate / etcd_rate : 0);
+      auto ratio = [&](double r) { return etcd_rate > 0 ? r / etcd_rate : 0; };
+      std::printf("\n");
+      if (opts.on_node)
+        std::printf("ratio BlackRoad (writers on the nodes) / etcd: %.1fx   (goal >= 5x)\n",
+                    ratio(on_node_rate));
+      if (opts.clients)
+        std::printf("ratio BlackRoad (client actors, etcd's shape) / etcd: %.1fx   (goal >= "
+                    "5x)\n",
+                    ratio(clients_rate));
     }
   }
 
-  auto batch = static_cast<size_t>(brd.mean_commit_batch + 0.5);
+  auto batch = static_cast<size_t>(mean_batch + 0.5);
   batch = batch == 0 ? 1 : batch;
   std::printf("\nRocksDB alone, one process, synced WriteBatches of %zu x %zu bytes: %.0f "
               "writes/s\n",
