@@ -154,6 +154,12 @@ rocksdb::DBOptions db_options() {
   opts.keep_log_file_num = 2; // only used if info_log is ever dropped
   opts.stats_dump_period_sec = 0;
   opts.db_write_buffer_size = 32 << 20; // all memtables together
+  // A WAL file goes only once every family with data in it has flushed. A
+  // family written once in a while (meta, nodes, rollouts) would otherwise
+  // keep every WAL file since its last write until RocksDB's default bound,
+  // 4x all write buffers (~700 MB here), on a Pi's SD card. Past this size
+  // the families holding the oldest file are flushed, and it goes.
+  opts.max_total_wal_size = 64 << 20;
   return opts;
 }
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -134,6 +135,36 @@ TEST_CASE("an unknown column family is an error that names it") {
   auto scanned = db->scan("nope", "");
   REQUIRE_FALSE(scanned);
   CHECK(names_it(scanned.error()));
+}
+
+TEST_CASE("a family written once does not keep the write-ahead log growing") {
+  temp_dir tmp;
+  auto dir = tmp.sub("data");
+  auto db = open_store(dir);
+  REQUIRE_FALSE(db->put("nodes", "once", "pins the first log file"));
+  // 160 MB into the other family, 1 MB per batch, unsynced.
+  std::string value(64 << 10, 'x');
+  for (int i = 0; i < 160; ++i) {
+    batch b;
+    for (int j = 0; j < 16; ++j) {
+      value[j] = static_cast<char>('a' + (i + j) % 26); // not all one value
+      b.put("tasks", std::to_string(i) + "-" + std::to_string(j), value);
+    }
+    REQUIRE_FALSE(db->write(b, false));
+  }
+  auto wal_bytes = [&] {
+    uintmax_t sum = 0;
+    for (const auto& f : fs::directory_iterator(dir))
+      if (f.path().extension() == ".log")
+        sum += f.file_size();
+    return sum;
+  };
+  // Flushes and file deletions run in the background.
+  for (int i = 0; i < 100 && wal_bytes() > (96u << 20); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  MESSAGE("write-ahead log after 160 MB: " << (wal_bytes() >> 20) << " MB");
+  CHECK(wal_bytes() <= (96u << 20));
+  CHECK(must_get(*db, "nodes", "once") == "pins the first log file");
 }
 
 TEST_CASE("data survives closing and reopening the store") {
