@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ constexpr auto stall_timeout = std::chrono::milliseconds(300);
 // entries stay and become durable with a later sync.
 constexpr auto sync_timeout = std::chrono::seconds(30);
 constexpr auto peer_timeout = std::chrono::seconds(5);
+constexpr auto snapshot_quiet = std::chrono::seconds(5); // a snapshot sender gave up
 constexpr auto lookup_timeout = std::chrono::seconds(2);
 constexpr auto lookup_retry = std::chrono::milliseconds(200);
 constexpr auto relearn_grace = std::chrono::seconds(3);
@@ -126,6 +128,8 @@ struct peer_link {
   bool hold = false;       // the last push failed: wait for anti-entropy
   bool probe_due = true;   // send an empty batch if there is nothing else
   bool needs_snapshot = false; // away, and the log no longer holds what it lacks
+  // A snapshot being sent, chunk by chunk (nothing else goes meanwhile).
+  std::optional<io::state_store::snapshot_cursor> snapshot;
   // Per origin, when its seq in the peer's replies last grew (or caught up
   // with ours): no progress for stall_timeout means we relay that origin.
   std::map<std::string, clock::time_point> progress;
@@ -161,6 +165,16 @@ struct replica {
   // that keeps sending what we refuse (a clock far ahead) is logged once a
   // minute, and counted every time.
   std::map<std::string, clock::time_point> refusals_logged;
+  // Per peer sending us a snapshot: rows, chunks and changed rows so far,
+  // logged with its last chunk. One peer's snapshot at a time: while one
+  // is coming (a chunk within snapshot_quiet), others' first chunks are
+  // refused; those peers catch us up from their logs after it, or send
+  // theirs then.
+  struct incoming_snapshot {
+    size_t rows = 0, chunks = 0, changed = 0;
+    clock::time_point last_chunk;
+  };
+  std::map<std::string, incoming_snapshot> snapshots_in;
   // A store without writes of our own may have lost them (a wiped data
   // directory): until every peer answered, or relearn_grace passed, local
   // writes wait, so new ones never reuse a seq the peers hold.

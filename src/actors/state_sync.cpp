@@ -24,7 +24,9 @@
 // - A stalled peer, one whose reply shows it lacks something we sent, or one
 //   that fell behind the ring, is caught up from the store's log
 //   (missing_for, all origins); if the log was truncated past its vector it
-//   gets a snapshot of all tables.
+//   gets a snapshot of all tables, in chunks of about batch_max_bytes (one
+//   per push, within max_in_flight; the last carries the version vector),
+//   so a table of hundreds of MB never makes one message or one timeout.
 // - The log is truncated when every configured peer (live or not) has
 //   acknowledged the entries; while a peer is away, also past the newest
 //   [cluster] log_keep entries per origin that every connected peer holds
@@ -79,9 +81,15 @@ void on_push_failed(state_ptr self, const std::string& peer,
   auto& link = self->state.peers.at(peer);
   if (link.generation != generation)
     return;
-  log::state()->debug("push to peer {} failed: {}", peer, describe(err));
+  if (link.snapshot)
+    log::state()->info("stopped sending peer {} its snapshot after {} chunk(s): "
+                       "{}; anti-entropy tries again",
+                       peer, link.snapshot->chunks, describe(err));
+  else
+    log::state()->debug("push to peer {} failed: {}", peer, describe(err));
   ++link.generation; // later replies of this stream are stale
   link.in_flight.clear();
+  link.snapshot.reset(); // a new one starts from its version vector
   link.knows_vv = false; // probe again with anti-entropy
   link.hold = link.catching_up = true;
   link.sent.clear();
@@ -105,25 +113,39 @@ void send_to_peer(state_ptr self, const std::string& peer, Message msg,
       [=](caf::error& err) { on_push_failed(self, peer, generation, err); });
 }
 
+// Sends `peer` the next chunk of its snapshot (the first: starts one). The
+// last chunk carries the version vector; until it is answered the peer
+// gets nothing else.
 void send_snapshot(state_ptr self, const std::string& peer) {
   auto& st = self->state;
   auto& link = st.peers.at(peer);
-  auto snap = st.db->snapshot();
-  if (!snap) {
+  bool first = !link.snapshot;
+  if (first)
+    link.snapshot.emplace();
+  auto chunk = st.db->snapshot(*link.snapshot, batch_max_bytes);
+  if (!chunk) {
     log::state()->warn("cannot make a snapshot for peer {}: {}", peer,
-                       describe(snap.error()));
+                       describe(chunk.error()));
+    link.snapshot.reset();
     link.hold = true;
     return;
   }
-  log::state()->info("peer {} is behind the truncated log: sending a "
-                     "snapshot of {} rows",
-                     peer, snap->rows.size());
-  snap->from = st.opts.self;
-  for (const auto& [origin, seq] : snap->vv)
-    link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
-  link.catching_up = false;
-  auto carried = snap->vv;
-  send_to_peer(self, peer, std::move(*snap), std::move(carried));
+  if (first)
+    log::state()->info("peer {} is behind the truncated log: sending it a "
+                       "snapshot, in chunks of about {} KiB",
+                       peer, batch_max_bytes / 1024);
+  version_vector carried;
+  if (chunk->last) {
+    log::state()->info("sent peer {} the last chunk of its snapshot: {} rows "
+                       "in {} chunks",
+                       peer, link.snapshot->rows, link.snapshot->chunks);
+    carried = chunk->vv;
+    for (const auto& [origin, seq] : chunk->vv)
+      link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
+    link.catching_up = false;
+    link.snapshot.reset();
+  }
+  send_to_peer(self, peer, std::move(*chunk), std::move(carried));
 }
 
 // Sends `peer` the next batch it lacks, unless max_in_flight are.
@@ -133,6 +155,10 @@ void push(state_ptr self, const std::string& peer) {
   if (!link.handle || link.hold || link.in_flight.size() >= max_in_flight
       || (!link.knows_vv && !link.in_flight.empty()))
     return;
+  if (link.snapshot) {
+    send_snapshot(self, peer);
+    return;
+  }
   repl_batch batch{st.opts.self, {}};
   if (!link.knows_vv) {
     // A probe first: what it lacks depends on its version vector.
@@ -202,6 +228,7 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
                         peer);
     ++link.generation; // the reply to a later batch would mislead
     link.in_flight.clear();
+    link.snapshot.reset();
     link.sent = theirs;
     link.catching_up = true;
     link.hold = true; // it refused part of a batch: retry with anti-entropy
@@ -231,6 +258,7 @@ void adopt(state_ptr self, const std::string& peer, caf::actor handle) {
   link.needs_snapshot = false; // logged while it was away; catching up tells
   ++link.generation;
   link.in_flight.clear();
+  link.snapshot.reset();
   link.hold = link.knows_vv = false;
   link.catching_up = true;
   link.progress.clear();
@@ -247,6 +275,7 @@ void drop(state_ptr self, const std::string& peer, const std::string& why) {
   link.handle = nullptr;
   ++link.generation;
   link.in_flight.clear();
+  link.snapshot.reset();
   link.next_lookup = clock::now() + lookup_retry;
 }
 
@@ -392,14 +421,32 @@ caf::result<version_vector> receive_snapshot(state_ptr self,
   if (!known_sender(st, snap.from, snap.rows.size(), "a snapshot"))
     return make_error(brd_errc::unknown_node,
                       "'" + snap.from + "' is not in the fleet config");
+  auto now = clock::now();
+  std::erase_if(st.snapshots_in, [&](const auto& kv) {
+    return now - kv.second.last_chunk > snapshot_quiet; // its sender gave up
+  });
+  if (!st.snapshots_in.empty() && !st.snapshots_in.contains(snap.from))
+    return make_error(brd_errc::refused, "busy: receiving a snapshot from "
+                                           + st.snapshots_in.begin()->first);
   auto changed = st.db->apply_snapshot(snap);
   if (!changed) {
+    st.snapshots_in.erase(snap.from);
     refused(st, reason_label(describe(changed.error())),
             "snapshot from " + snap.from + ": " + describe(changed.error()));
     return std::move(changed.error());
   }
-  log::state()->info("applied a snapshot from {}: {} rows, {} changed here",
-                     snap.from, snap.rows.size(), changed->size());
+  auto& in = st.snapshots_in[snap.from];
+  in.last_chunk = now;
+  in.rows += snap.rows.size();
+  in.changed += changed->size();
+  if (++in.chunks == 1 && !snap.last)
+    log::state()->info("receiving a snapshot from {} in chunks", snap.from);
+  if (snap.last) {
+    log::state()->info("applied a snapshot from {}: {} rows in {} chunks, {} "
+                       "changed here",
+                       snap.from, in.rows, in.chunks, in.changed);
+    st.snapshots_in.erase(snap.from);
+  }
   // Snapshot rows are not log entries: peers that need them get a snapshot
   // of ours (their replies show what they lack).
   notify(st, *changed);

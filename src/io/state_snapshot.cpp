@@ -1,8 +1,10 @@
 // state_store's snapshots: every row of every table with the version
-// vector, for a peer too far behind for the log; and applying one, checked
-// whole before any row is written, by the merge rule. See state_store.hpp.
+// vector, in chunks, for a peer too far behind for the log; and applying a
+// chunk, checked whole before any row is written, by the merge rule. See
+// state_store.hpp.
 #include "io/state_store.hpp"
 
+#include <limits>
 #include <utility>
 
 #include "io/codec.hpp"
@@ -14,20 +16,53 @@ namespace brd::io {
 
 using namespace detail;
 
-caf::expected<state_snapshot> state_store::snapshot() const {
+caf::expected<state_snapshot> state_store::snapshot(snapshot_cursor& at,
+                                                    size_t max_bytes) const {
   state_snapshot out;
   out.from = self_;
-  out.vv = vv_;
-  for (const auto& table : replicated_tables()) {
-    auto add = [&](const std::string& key, row_envelope row) {
-      out.rows.push_back(entry_of(table, key, std::move(row)));
+  if (!at.started) {
+    at.vv = vv_;
+    at.started = true;
+  }
+  const auto& tables = replicated_tables();
+  size_t bytes = 0;
+  for (; at.table < tables.size(); ++at.table, at.from.clear()) {
+    const auto& table = tables[at.table];
+    caf::error bad;
+    bool more = false;
+    auto add = [&](const std::string& key, const std::string& raw) {
+      if (!out.rows.empty() && bytes >= max_bytes) {
+        at.from = key; // the next chunk starts here
+        more = true;
+        return false;
+      }
+      auto row = decode_row_envelope(raw);
+      if (!row) {
+        bad = std::move(row.error());
+        return false;
+      }
+      bytes += key.size() + raw.size();
+      out.rows.push_back(entry_of(table, key, std::move(*row)));
       return true;
     };
-    auto err = for_each_row(db_, table, "", add);
-    if (err)
+    if (auto err = for_each_key(db_, table, "", at.from, add))
       return err;
+    if (bad)
+      return bad;
+    if (more)
+      break;
   }
+  at.rows += out.rows.size();
+  ++at.chunks;
+  out.last = at.table >= tables.size();
+  if (out.last)
+    out.vv = at.vv;
   return out;
+}
+
+caf::expected<state_snapshot> state_store::snapshot() const {
+  snapshot_cursor all;
+  return snapshot(all, std::numeric_limits<size_t>::max());
 }
 
 caf::expected<std::vector<state_entry>>
@@ -73,7 +108,10 @@ state_store::apply_snapshot(const state_snapshot& snap) {
   if (b.empty())
     return changed;
   b.put(meta_cf, hlc_key, be64(clock_.last()));
-  if (auto err = db_.write(b, true))
+  // Only the last chunk raises the vector, so only it must be durable (its
+  // sync covers the chunks before it; a crash before it loses nothing the
+  // vector claims).
+  if (auto err = db_.write(b, snap.last))
     return err;
   raise(raised);
   return changed;

@@ -126,11 +126,26 @@ public:
   caf::expected<delta> missing_for(const version_vector& peer_vv, size_t limit) const;
 
   // All rows of all tables (tombstones included), with the version vector
-  // they reflect; applying a snapshot merges rows by the rule and raises
-  // the version vector to at least the snapshot's (synced write; returns
-  // the rows that changed). A snapshot naming an unknown table or origin,
-  // or holding a corrupt value or a row stamped too far ahead, is refused
+  // they reflect, in chunks: each call returns the rows from `at` on, in
+  // table and key order, up to about `max_bytes` (at least one row), and
+  // moves `at` past them. The chunk that ends the last table has last =
+  // true and the version vector, taken when the first chunk was read (rows
+  // read later are as new or newer, and tombstones stay until every peer
+  // has them, so they reflect at least that vector). snapshot() is all of
+  // it in one chunk.
+  // Applying a chunk merges its rows by the rule; the last chunk also raises
+  // the version vector to at least the snapshot's (synced write). Returns
+  // the rows that changed. A chunk naming an unknown table or origin, or
+  // holding a corrupt value or a row stamped too far ahead, is refused
   // whole (io_failure).
+  struct snapshot_cursor {
+    version_vector vv;
+    size_t table = 0;  // index into replicated_tables()
+    std::string from;  // the next chunk starts at this key of that table
+    bool started = false;
+    size_t rows = 0, chunks = 0; // read so far
+  };
+  caf::expected<state_snapshot> snapshot(snapshot_cursor& at, size_t max_bytes) const;
   caf::expected<state_snapshot> snapshot() const;
   caf::expected<std::vector<state_entry>> apply_snapshot(const state_snapshot& snap);
 

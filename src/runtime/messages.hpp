@@ -183,16 +183,20 @@ typename Inspector::result_type inspect(Inspector& f, write_ack& x) {
 }
 
 // Every row of every table plus the version vector they reflect, sent to a
-// peer that is behind the truncated log.
+// peer that is behind the truncated log: in chunks of rows in key order, so
+// no message holds a whole table and heartbeats pass between them. The
+// receiver merges each chunk's rows and raises its version vector with the
+// last one only.
 struct state_snapshot {
   std::string from;
-  std::map<std::string, uint64_t> vv;
+  std::map<std::string, uint64_t> vv; // with the last chunk only
   std::vector<state_entry> rows;
+  bool last = true; // false: more chunks follow
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_snapshot& x) {
-  return f(caf::meta::type_name("state_snapshot"), x.from, x.vv, x.rows);
+  return f(caf::meta::type_name("state_snapshot"), x.from, x.vv, x.rows, x.last);
 }
 
 } // namespace brd

@@ -509,7 +509,8 @@ TEST_CASE("a node that lost its data directory relearns the state and its own wr
   CHECK(fl.process("c").log_text().find("applied a snapshot") != std::string::npos);
 }
 
-TEST_CASE("a node away for more than log_keep entries catches up with a snapshot, deletes included") {
+TEST_CASE("a node away for more than log_keep entries catches up with a snapshot in chunks, "
+          "deletes included") {
   fleet fl{"st", make_specs(3), "log_keep = 20\n"};
   start_and_join(fl);
   auto nodes = endpoints_of(fl);
@@ -518,10 +519,13 @@ TEST_CASE("a node away for more than log_keep entries catches up with a snapshot
   REQUIRE(ms_until_converged(nodes, 5s) >= 0);
   fl.process("c").kill9();
   std::vector<acked_write> acked;
-  // While c is away: 100 writes and 5 deletes of rows c holds. The others
-  // keep 20 log entries per origin, not all that c lacks.
+  // While c is away: 100 writes of 30 KB and 5 deletes of rows c holds. The
+  // others keep 20 log entries per origin, not all that c lacks, so c gets
+  // a snapshot of about 3 MB: several chunks of about 1 MB.
+  const std::string pad(30'000, 'p');
   for (int i = 0; i < 100; ++i) {
-    auto w = put(nodes[i % 2], "artifacts", "while-away-" + std::to_string(i), record({{"i", i}}));
+    auto w = put(nodes[i % 2], "artifacts", "while-away-" + std::to_string(i),
+                 record({{"i", i}, {"pad", pad}}));
     REQUIRE(w);
     acked.push_back(*w);
   }
@@ -544,7 +548,14 @@ TEST_CASE("a node away for more than log_keep entries catches up with a snapshot
   auto ms = ms_until_converged(nodes, 15s);
   MESSAGE("c converged " << ms << " ms after it was started again");
   CHECK_MESSAGE(ms >= 0, digest_difference(nodes));
-  CHECK(fl.process("c").log_text().find("applied a snapshot") != std::string::npos);
+  auto log_c = fl.process("c").log_text();
+  auto applied = log_c.find("applied a snapshot");
+  REQUIRE(applied != std::string::npos);
+  auto line = log_c.substr(applied, log_c.find('\n', applied) - applied);
+  MESSAGE("c: " << line);
+  auto in = line.find(" rows in ");
+  REQUIRE(in != std::string::npos);
+  CHECK(std::stoi(line.substr(in + 9)) >= 3); // chunks
   check_winners(nodes, "artifacts", "while-away-", acked);
   for (int i = 0; i < 5; ++i)
     CHECK_MESSAGE(call(nodes[2], "GET", "/api/state/artifacts/before-" + std::to_string(i)).status
