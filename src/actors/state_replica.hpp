@@ -130,6 +130,7 @@ struct peer_link {
   bool needs_snapshot = false; // away, and the log no longer holds what it lacks
   // A snapshot being sent, chunk by chunk (nothing else goes meanwhile).
   std::optional<io::state_store::snapshot_cursor> snapshot;
+  bool snapshot_busy = false; // it took another peer's first: retries are quiet
   // Per origin, when its seq in the peer's replies last grew (or caught up
   // with ours): no progress for stall_timeout means we relay that origin.
   std::map<std::string, clock::time_point> progress;

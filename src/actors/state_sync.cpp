@@ -81,12 +81,19 @@ void on_push_failed(state_ptr self, const std::string& peer,
   auto& link = self->state.peers.at(peer);
   if (link.generation != generation)
     return;
-  if (link.snapshot)
+  auto why = describe(err);
+  bool busy = link.snapshot && why.rfind("busy", 0) == 0; // another peer's goes first
+  if (busy && !link.snapshot_busy)
+    log::state()->info("peer {} takes another peer's snapshot first ({}); "
+                       "ours waits, and may not be needed after it",
+                       peer, why);
+  link.snapshot_busy = link.snapshot_busy || busy;
+  if (link.snapshot && !busy)
     log::state()->info("stopped sending peer {} its snapshot after {} chunk(s): "
                        "{}; anti-entropy tries again",
-                       peer, link.snapshot->chunks, describe(err));
+                       peer, link.snapshot->chunks, why);
   else
-    log::state()->debug("push to peer {} failed: {}", peer, describe(err));
+    log::state()->debug("push to peer {} failed: {}", peer, why);
   ++link.generation; // later replies of this stream are stale
   link.in_flight.clear();
   link.snapshot.reset(); // a new one starts from its version vector
@@ -131,9 +138,10 @@ void send_snapshot(state_ptr self, const std::string& peer) {
     return;
   }
   if (first)
-    log::state()->info("peer {} is behind the truncated log: sending it a "
-                       "snapshot, in chunks of about {} KiB",
-                       peer, batch_max_bytes / 1024);
+    log::state()->log(link.snapshot_busy ? spdlog::level::debug : spdlog::level::info,
+                      "peer {} is behind the truncated log: sending it a "
+                      "snapshot, in chunks of about {} KiB",
+                      peer, batch_max_bytes / 1024);
   version_vector carried;
   if (chunk->last) {
     log::state()->info("sent peer {} the last chunk of its snapshot: {} rows "
@@ -144,6 +152,7 @@ void send_snapshot(state_ptr self, const std::string& peer) {
       link.sent[origin] = std::max(seq_in(link.sent, origin), seq);
     link.catching_up = false;
     link.snapshot.reset();
+    link.snapshot_busy = false;
   }
   send_to_peer(self, peer, std::move(*chunk), std::move(carried));
 }
@@ -174,6 +183,7 @@ void push(state_ptr self, const std::string& peer) {
       send_snapshot(self, peer);
       return;
     }
+    link.snapshot_busy = false; // the log has what it lacks now
     if (delta->entries.size() < batch_max_entries)
       link.catching_up = false; // the ring has what comes next
     batch.entries = std::move(delta->entries);
@@ -259,6 +269,7 @@ void adopt(state_ptr self, const std::string& peer, caf::actor handle) {
   ++link.generation;
   link.in_flight.clear();
   link.snapshot.reset();
+  link.snapshot_busy = false;
   link.hold = link.knows_vv = false;
   link.catching_up = true;
   link.progress.clear();

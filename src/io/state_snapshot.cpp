@@ -28,28 +28,25 @@ caf::expected<state_snapshot> state_store::snapshot(snapshot_cursor& at,
   size_t bytes = 0;
   for (; at.table < tables.size(); ++at.table, at.from.clear()) {
     const auto& table = tables[at.table];
-    caf::error bad;
-    bool more = false;
-    auto add = [&](const std::string& key, const std::string& raw) {
-      if (!out.rows.empty() && bytes >= max_bytes) {
-        at.from = key; // the next chunk starts here
-        more = true;
-        return false;
+    for (;;) { // pages of this table, until it ends or the chunk is full
+      auto page = db_.scan_from(table, "", at.from, page_size, max_bytes - bytes);
+      if (!page)
+        return std::move(page.error());
+      for (auto& [key, raw] : *page) {
+        auto row = decode_row_envelope(raw);
+        if (!row)
+          return std::move(row.error());
+        bytes += key.size() + raw.size();
+        out.rows.push_back(entry_of(table, key, std::move(*row)));
       }
-      auto row = decode_row_envelope(raw);
-      if (!row) {
-        bad = std::move(row.error());
-        return false;
-      }
-      bytes += key.size() + raw.size();
-      out.rows.push_back(entry_of(table, key, std::move(*row)));
-      return true;
-    };
-    if (auto err = for_each_key(db_, table, "", at.from, add))
-      return err;
-    if (bad)
-      return bad;
-    if (more)
+      if (!page->empty())
+        at.from = page->back().first + '\0'; // the next page starts after it
+      if (bytes >= max_bytes)
+        break; // the chunk is full: this table goes on in the next one
+      if (page->size() < page_size)
+        break; // the table ended
+    }
+    if (bytes >= max_bytes)
       break;
   }
   at.rows += out.rows.size();

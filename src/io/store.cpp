@@ -348,7 +348,7 @@ store::scan(std::string_view cf, std::string_view prefix, size_t limit) const {
 
 caf::expected<std::vector<store::key_value>>
 store::scan_from(std::string_view cf, std::string_view prefix,
-                 std::string_view from, size_t limit) const {
+                 std::string_view from, size_t limit, size_t max_bytes) const {
   auto handle = impl_->family(cf, dir_);
   if (!handle)
     return std::move(handle.error());
@@ -361,10 +361,12 @@ store::scan_from(std::string_view cf, std::string_view prefix,
   }
   std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(opts, *handle)};
   std::vector<key_value> result;
+  size_t bytes = 0;
   for (it->Seek(slice(std::max(prefix, from)));
-       it->Valid() && result.size() < limit; it->Next()) {
+       it->Valid() && result.size() < limit && bytes < max_bytes; it->Next()) {
     if (!it->key().starts_with(slice(prefix)))
       break;
+    bytes += it->key().size() + it->value().size();
     result.emplace_back(it->key().ToString(), it->value().ToString());
   }
   if (!it->status().ok())

@@ -80,9 +80,12 @@ public:
 
   // Like scan(), but starting at the first key >= `from` (which should
   // itself start with `prefix`): pages through a prefix, or seeks into it.
+  // Stops early once the keys and values read reach `max_bytes` (at least
+  // one row).
   caf::expected<std::vector<key_value>>
   scan_from(std::string_view cf, std::string_view prefix,
-            std::string_view from, size_t limit) const;
+            std::string_view from, size_t limit,
+            size_t max_bytes = SIZE_MAX) const;
 
   // Applies every operation of `b` or none. `b` is left unchanged.
   caf::error write(const batch& b, bool sync = true);

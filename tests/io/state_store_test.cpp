@@ -654,8 +654,8 @@ TEST_CASE("a snapshot in chunks covers every row once, and only its last chunk r
     auto chunk = a.state->snapshot(at, 1000);
     REQUIRE(chunk);
     REQUIRE(++chunks < 100);
-    CHECK_FALSE(chunk->rows.empty());
     last = chunk->last;
+    CHECK((!chunk->rows.empty() || last)); // the last may only carry the vector
     CHECK(chunk->vv.empty() == !last);
     rows.insert(rows.end(), chunk->rows.begin(), chunk->rows.end());
     if (chunks == 1) // a write after the first chunk: the vector stays that of the start
