@@ -52,6 +52,14 @@ instruments make_instruments(io::metrics_registry* m) {
     m->counter("brnode_state_rejected_total",
                "Replicated entries or batches refused, by reason",
                {{"reason", reason}});
+  out.chunks_sent = &m->counter("brnode_state_snapshot_chunks_total",
+                                "Snapshot chunks sent to peers behind the truncated log, "
+                                "and received",
+                                {{"direction", "sent"}});
+  out.chunks_received = &m->counter("brnode_state_snapshot_chunks_total",
+                                    "Snapshot chunks sent to peers behind the truncated "
+                                    "log, and received",
+                                    {{"direction", "received"}});
   out.lag = &m->histogram(
     "brnode_state_replication_lag_seconds",
     "Time from a write's commit at its origin to its apply here (HLC wall time)",
@@ -385,8 +393,10 @@ void tick(state_ptr self) {
   }
   settle_waits(st);
   check_relearned(self);
-  if (st.ticks % truncate_every == 0)
+  if (st.ticks % truncate_every == 0) {
     truncate_log(st);
+    update_peer_gauges(st);
+  }
   self->delayed_send(self, tick_interval, tick_atom::value);
 }
 
@@ -424,7 +434,7 @@ state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
   self->send(self, tick_atom::value);
   using write_result = caf::result<write_ack>;
   using rows_result = caf::result<std::vector<state_row>>;
-  return {
+  return introspect::counted(self, "state", state_actor::behavior_type{
     [=](put_atom, std::string& table, std::string& key,
         std::string& value) -> write_result {
       return enqueue(self, {std::move(table), std::move(key), std::move(value)}, 0);
@@ -471,12 +481,18 @@ state_actor::behavior_type state_behavior(state_ptr self, state_options opts) {
         return std::move(digests.error());
       return {std::move(*digests), self->state.db->vv()};
     },
+    [=](inspect_atom, const std::string& kind) -> caf::result<actor_summary> {
+      if (kind != "state")
+        return make_error(brd_errc::refused, "the state actor summarizes 'state', not '"
+                                               + kind + "'");
+      return summary_of(self->state);
+    },
     [=](repl_batch& batch) { return receive_batch(self, batch); },
     [=](state_snapshot& snap) { return receive_snapshot(self, snap); },
     [=](const member_event& ev) { on_member_event(self, ev); },
     [=](flush_atom) { flush(self); },
     [=](tick_atom) { tick(self); },
-  };
+  });
 }
 
 } // namespace state_detail

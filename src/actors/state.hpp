@@ -27,7 +27,9 @@
 //
 // Metrics: brnode_state_writes_total, brnode_state_commit_batch_size,
 // brnode_state_commit_seconds, brnode_state_replication_lag_seconds,
-// brnode_state_rejected_total{reason}.
+// brnode_state_rejected_total{reason}, brnode_state_log_entries,
+// brnode_state_peer_behind_entries{peer},
+// brnode_state_snapshot_chunks_total{direction}.
 //
 // The actor runs detached (RocksDB calls block); the WAL fsync of each
 // group commit runs on a detached syncer actor of its own, so the state
@@ -46,6 +48,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/health.hpp"
+#include "actors/introspect.hpp"
 #include "runtime/config.hpp"
 #include "runtime/messages.hpp"
 
@@ -82,6 +85,9 @@ using state_actor = caf::typed_actor<
   // digest: one hex hash per table, and this node's version vector.
   caf::replies_to<digest_atom>::with<std::map<std::string, std::string>,
                                      std::map<std::string, uint64_t>>,
+  // inspect "state": replication facts and one row per peer (how far behind,
+  // how it is being caught up), for brsh's `actor inspect NODE state`.
+  caf::replies_to<inspect_atom, std::string>::with<actor_summary>,
   // -- peers ------------------------------------------------------------------
   // Entries a peer pushes (an empty batch is a probe); the reply is our
   // version vector after applying what we could.

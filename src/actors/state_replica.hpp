@@ -17,6 +17,7 @@
 #include <caf/error.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/introspect.hpp"
 #include "actors/state.hpp"
 #include "io/metrics.hpp"
 #include "io/state_store.hpp"
@@ -131,6 +132,7 @@ struct peer_link {
   // A snapshot being sent, chunk by chunk (nothing else goes meanwhile).
   std::optional<io::state_store::snapshot_cursor> snapshot;
   bool snapshot_busy = false; // it took another peer's first: retries are quiet
+  clock::time_point last_reply{}; // its last answer to a push (brsh shows its age)
   // Per origin, when its seq in the peer's replies last grew (or caught up
   // with ours): no progress for stall_timeout means we relay that origin.
   std::map<std::string, clock::time_point> progress;
@@ -143,6 +145,8 @@ struct instruments {
   io::histogram* commit_time = nullptr;
   io::histogram* lag = nullptr;
   io::gauge* log_entries = nullptr;
+  io::counter* chunks_sent = nullptr;     // snapshot chunks
+  io::counter* chunks_received = nullptr;
 };
 
 struct replica {
@@ -225,5 +229,12 @@ void on_down(state_ptr self, const caf::down_msg& dm);
 caf::result<version_vector> receive_batch(state_ptr self, repl_batch& batch);
 caf::result<version_vector> receive_snapshot(state_ptr self,
                                              state_snapshot& snap);
+
+// -- in state_view.cpp ---------------------------------------------------------
+
+// Facts and one row per peer, for brsh's `actor inspect NODE state`.
+actor_summary summary_of(const replica& st);
+// brnode_state_peer_behind_entries{peer}, every second.
+void update_peer_gauges(replica& st);
 
 } // namespace brd::state_detail

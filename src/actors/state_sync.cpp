@@ -154,6 +154,8 @@ void send_snapshot(state_ptr self, const std::string& peer) {
     link.snapshot.reset();
     link.snapshot_busy = false;
   }
+  if (st.metrics.chunks_sent != nullptr)
+    st.metrics.chunks_sent->inc();
   send_to_peer(self, peer, std::move(*chunk), std::move(carried));
 }
 
@@ -228,6 +230,7 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
     return;
   auto carried = std::move(link.in_flight.front());
   link.in_flight.pop_front();
+  link.last_reply = clock::now();
   link.heard = link.knows_vv = true;
   bool lost = std::any_of(carried.begin(), carried.end(), [&](auto& kv) {
     return seq_in(theirs, kv.first) < kv.second;
@@ -446,6 +449,8 @@ caf::result<version_vector> receive_snapshot(state_ptr self,
             "snapshot from " + snap.from + ": " + describe(changed.error()));
     return std::move(changed.error());
   }
+  if (st.metrics.chunks_received != nullptr)
+    st.metrics.chunks_received->inc();
   auto& in = st.snapshots_in[snap.from];
   in.last_chunk = now;
   in.rows += snap.rows.size();

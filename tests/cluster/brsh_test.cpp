@@ -189,6 +189,8 @@ TEST_CASE("node status, actors and actor inspect report real numbers from the no
   // Heartbeats alone make health handle several messages a second.
   CHECK(by_kind["health"]["handled"].get<int64_t>() > 10);
   CHECK(by_kind["health"]["mailbox_size"].get<int64_t>() >= 0);
+  REQUIRE(by_kind.count("state") == 1); // ticks 10 times a second
+  CHECK(by_kind["state"]["handled"].get<int64_t>() > 10);
 
   auto inspect = brsh(fl, {"--node", "edge", "actor", "inspect", "droplet", "health", "-o", "json"});
   REQUIRE(inspect.exit_code == 0);
@@ -200,6 +202,30 @@ TEST_CASE("node status, actors and actor inspect report real numbers from the no
     peer_state[row.value("peer", "")] = row.value("state", "");
   CHECK(peer_state["edge"] == "alive");
   CHECK(peer_state["lucidia"] == "alive");
+
+  // The state actor: its tables, and how far each peer is behind it (each
+  // node wrote its registry record; the peers' replies say they hold them
+  // within a second).
+  json replication;
+  std::map<std::string, json> peers;
+  auto caught_up = [&] {
+    auto state = brsh(fl, {"--node", "edge", "actor", "inspect", "droplet", "state", "-o", "json"});
+    if (state.exit_code != 0)
+      return false;
+    replication = parse_json(state);
+    peers.clear();
+    for (const auto& row : replication["rows"])
+      peers[row.value("peer", "")] = row;
+    return peers.size() == 2 && peers["edge"]["behind (entries)"] == "0"
+           && peers["lucidia"]["behind (entries)"] == "0";
+  };
+  CHECK_MESSAGE(wait_until(caught_up, 10s, 200ms), replication.dump());
+  CHECK(contains(replication["facts"].value("table nodes", ""), "3 rows"));
+  CHECK(replication["facts"].contains("log entries"));
+  for (const auto* name : {"edge", "lucidia"}) {
+    CHECK(peers[name]["connected"] == "yes");
+    CHECK(peers[name]["sending"] == "new writes");
+  }
 }
 
 TEST_CASE("mistakes are sentences: unknown command with the nearest match, usage, exit codes") {

@@ -544,6 +544,15 @@ TEST_CASE("a node away for more than log_keep entries catches up with a snapshot
   REQUIRE(samples.size() == 1);
   MESSAGE("a's log holds " << samples[0].value << " entries while c is away");
   CHECK(samples[0].value <= 3 * 20 + 10);
+  // a says how far behind c is: at least the 100 writes and 5 deletes.
+  CHECK_MESSAGE(wait_until(
+                  [&] {
+                    auto behind = find_metrics(parse_metrics(call(nodes[0], "GET", "/metrics").body),
+                                               "brnode_state_peer_behind_entries", {{"peer", "c"}});
+                    return behind.size() == 1 && behind[0].value >= 105;
+                  },
+                  5s, 100ms),
+                "a's brnode_state_peer_behind_entries{peer=\"c\"} never showed c's backlog");
   fl.start("c");
   auto ms = ms_until_converged(nodes, 15s);
   MESSAGE("c converged " << ms << " ms after it was started again");
@@ -556,6 +565,10 @@ TEST_CASE("a node away for more than log_keep entries catches up with a snapshot
   auto in = line.find(" rows in ");
   REQUIRE(in != std::string::npos);
   CHECK(std::stoi(line.substr(in + 9)) >= 3); // chunks
+  auto received = find_metrics(parse_metrics(call(nodes[2], "GET", "/metrics").body),
+                               "brnode_state_snapshot_chunks_total", {{"direction", "received"}});
+  REQUIRE(received.size() == 1);
+  CHECK(received[0].value >= 3);
   check_winners(nodes, "artifacts", "while-away-", acked);
   for (int i = 0; i < 5; ++i)
     CHECK_MESSAGE(call(nodes[2], "GET", "/api/state/artifacts/before-" + std::to_string(i)).status

@@ -51,6 +51,8 @@ outcome actors(context& ctx, const invocation& inv) {
 
 // The state actor summarized from its own interface: version vector,
 // digests and row counts per table.
+// The state actor's own summary (replication facts, a row per peer), after
+// the version vector and one fact per table (rows and digest).
 caf::expected<brd::actor_summary> state_summary(context& ctx, const std::string& node) {
   auto state = ctx.cl.state_of(node);
   if (!state)
@@ -60,6 +62,10 @@ caf::expected<brd::actor_summary> state_summary(context& ctx, const std::string&
                                                                 brd::digest_atom::value);
   if (!digest)
     return digest.error();
+  auto own = ctx.cl.ask<brd::actor_summary>(*state, brd::inspect_atom::value,
+                                            std::string{"state"});
+  if (!own)
+    return own.error();
   auto& [tables, vv] = *digest;
   brd::actor_summary out;
   out.kind = "state";
@@ -71,15 +77,17 @@ caf::expected<brd::actor_summary> state_summary(context& ctx, const std::string&
   }
   out.facts.push_back({"version vector", vv_text.empty() ? "(empty)" : vv_text});
   out.facts.push_back({"writes applied", std::to_string(entries) + " (sum of the vector)"});
-  out.columns = {"table", "rows", "digest"};
   for (const auto& [table, hash] : tables) {
     auto rows = ctx.cl.ask<std::vector<brd::state_row>>(*state, brd::scan_atom::value, table,
                                                         std::string{}, count_cap);
     if (!rows)
       return rows.error();
     auto n = std::to_string(rows->size()) + (rows->size() >= count_cap ? "+" : "");
-    out.rows.push_back({table, n, hash});
+    out.facts.push_back({"table " + table, n + " rows, digest " + hash});
   }
+  out.facts.insert(out.facts.end(), own->facts.begin(), own->facts.end());
+  out.columns = std::move(own->columns);
+  out.rows = std::move(own->rows);
   return out;
 }
 
