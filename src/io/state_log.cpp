@@ -50,11 +50,11 @@ caf::expected<log_read> read_log(const store& db, const std::string& origin,
   return out;
 }
 
-// How many log entries of `origin` have seq <= `last` (keys only: the
-// values are never read).
+// How many log entries of `origin` have floor < seq <= `last` (keys only:
+// the values are never read).
 caf::expected<size_t> count_log(const store& db, const std::string& origin,
-                                uint64_t last) {
-  return db.count(log_cf, seq_key(origin, 0), seq_key(origin, last + 1));
+                                uint64_t floor, uint64_t last) {
+  return db.count(log_cf, seq_key(origin, floor + 1), seq_key(origin, last + 1));
 }
 
 // Stages the erasure of the tombstone rows of `origin` with seq <= `last`
@@ -93,6 +93,38 @@ caf::error drop_tombstones(const store& db, batch& b, const std::string& origin,
 } // namespace
 
 // -- state_store: the log -------------------------------------------------
+
+caf::error state_store::load_log_spans() {
+  log_entries_ = 0;
+  for (const auto& [origin, have] : vv_) {
+    auto& span = log_spans_[origin];
+    auto first = db_.scan_from(log_cf, origin_prefix(origin), seq_key(origin, 0), 1);
+    if (!first)
+      return std::move(first.error());
+    span.floor = first->empty() ? have : seq_of_key(first->front().first) - 1;
+    auto n = count_log(db_, origin, span.floor, have);
+    if (!n)
+      return std::move(n.error());
+    log_entries_ += *n;
+    if (*n != have - std::min(have, span.floor))
+      span.walk_until = have; // gaps of an earlier run: count those by walking
+  }
+  return caf::none;
+}
+
+caf::expected<size_t> state_store::entries_through(const std::string& origin,
+                                                   uint64_t last) {
+  auto& span = log_spans_[origin];
+  if (last <= span.floor)
+    return size_t{0};
+  if (span.floor < span.walk_until)
+    return count_log(db_, origin, span.floor, last);
+  uint64_t missing = 0;
+  for (const auto& [first, end] : span.gaps)
+    if (end > span.floor && first <= last)
+      missing += std::min(end, last) - std::max(first, span.floor + 1) + 1;
+  return static_cast<size_t>(last - span.floor - missing);
+}
 
 caf::expected<std::vector<state_entry>>
 state_store::log_since(const std::string& origin, uint64_t after,
@@ -151,12 +183,15 @@ state_store::truncate(const std::vector<version_vector>& peer_vvs,
       last = std::max(last, held_by(connected_vvs, origin, have - keep));
     if (last == 0)
       continue;
-    auto n = count_log(db_, origin, last);
-    if (!n)
-      return std::move(n.error());
-    if (*n > 0)
-      b.erase_range(log_cf, seq_key(origin, 0), seq_key(origin, last + 1));
-    out.dropped += *n;
+    auto floor = log_spans_[origin].floor;
+    if (last > floor) {
+      auto n = entries_through(origin, last);
+      if (!n)
+        return std::move(n.error());
+      if (*n > 0)
+        b.erase_range(log_cf, seq_key(origin, floor + 1), seq_key(origin, last + 1));
+      out.dropped += *n;
+    }
     out.through[origin] = last;
     if (everywhere > 0 && !behind)
       if (auto err = drop_tombstones(db_, b, origin, everywhere))
@@ -165,6 +200,11 @@ state_store::truncate(const std::vector<version_vector>& peer_vvs,
   if (!b.empty())
     if (auto err = db_.write(b, false))
       return err;
+  for (const auto& [origin, last] : out.through) {
+    auto& span = log_spans_[origin];
+    span.floor = std::max(span.floor, last);
+    std::erase_if(span.gaps, [&](const auto& gap) { return gap.second <= span.floor; });
+  }
   log_entries_ -= std::min(log_entries_, out.dropped);
   if (out.dropped > 0)
     log::store()->debug("truncated {} log entries", out.dropped);

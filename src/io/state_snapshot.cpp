@@ -96,10 +96,11 @@ state_store::apply_snapshot(const state_snapshot& snap) {
     if (*won)
       changed.push_back(std::move(row));
   }
-  version_vector raised;
+  version_vector raised, gaps; // gaps: origin -> the first seq the log lacks
   for (const auto& [origin, seq] : snap.vv)
     if (seq > written(origin)) {
       raised[origin] = seq;
+      gaps[origin] = written(origin) + 1;
       b.put(vv_cf, origin, be64(seq));
     }
   if (b.empty())
@@ -110,6 +111,8 @@ state_store::apply_snapshot(const state_snapshot& snap) {
   // vector claims).
   if (auto err = db_.write(b, snap.last))
     return err;
+  for (const auto& [origin, first] : gaps)
+    log_spans_[origin].gaps.emplace_back(first, raised[origin]);
   raise(raised);
   return changed;
 }

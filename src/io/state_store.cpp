@@ -181,11 +181,8 @@ caf::error state_store::load() {
     hlc_floor_ = read_be64(**floor).value_or(0);
   clock_.observe(hlc_floor_);
   next_seq_ = seq_of(vv_, self_) + 1;
-  // Origins are [a-z0-9-], so every log key sorts below "\xff".
-  auto entries = db_.count(log_cf, "", "\xff");
-  if (!entries)
-    return std::move(entries.error());
-  log_entries_ = *entries;
+  if (auto err = load_log_spans())
+    return err;
   log::store()->info("state of {}: next seq {}, {} origins in the version "
                      "vector",
                      self_, next_seq_, vv_.size());

@@ -526,6 +526,43 @@ TEST_CASE("truncate drops only what every peer has; a peer behind then needs "
   CHECK(a.state->truncate({{{"a", 2}}, {{"a", 3}}})->dropped == 0);
 }
 
+TEST_CASE("truncate counts what it drops without walking the log, gaps a snapshot left "
+          "included, also after a reopen") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node b{tmp, "b"};
+  std::vector<state_entry> first;
+  for (int i = 1; i <= 12; ++i) {
+    auto e = a.commit({put("k" + std::to_string(i), "x")});
+    if (i <= 3)
+      first.insert(first.end(), e.begin(), e.end());
+  }
+  b.apply(first); // a's 1..3 through the log
+  // A snapshot of a (its vector a=12) leaves b's log without a's 4..12.
+  REQUIRE(b.state->apply_snapshot(*a.state->snapshot()));
+  for (int i = 13; i <= 14; ++i)
+    b.apply(a.commit({put("k" + std::to_string(i), "x")}));
+  CHECK(b.state->log_entries() == 5); // 1..3, 13, 14
+  auto checked = [&](node& n, uint64_t through, size_t dropped, size_t left) {
+    auto cut = n.state->truncate({{{"a", through}}, {{"a", through}}}, {});
+    REQUIRE(cut);
+    CHECK(cut->dropped == dropped);
+    CHECK(n.state->log_entries() == left);
+  };
+  SUBCASE("in one run") {
+    checked(b, 2, 2, 3);  // 1, 2
+    checked(b, 13, 2, 1); // 3 and 13: the gap 4..12 is not counted
+    checked(b, 14, 1, 0);
+  }
+  SUBCASE("across a reopen (the gap is found by the count at open)") {
+    checked(b, 2, 2, 3);
+    b.reopen();
+    CHECK(b.state->log_entries() == 3);
+    checked(b, 13, 2, 1);
+    checked(b, 14, 1, 0);
+  }
+}
+
 TEST_CASE("past log_keep entries, truncate drops what every connected peer holds, "
           "tombstones excepted; a peer away gets a snapshot") {
   temp_dir tmp;
