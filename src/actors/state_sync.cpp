@@ -129,7 +129,12 @@ void send_snapshot(state_ptr self, const std::string& peer) {
   bool first = !link.snapshot;
   if (first)
     link.snapshot.emplace();
-  auto chunk = st.db->snapshot(*link.snapshot, batch_max_bytes);
+  // Rows of a commit of ours still being synced must not leave before they
+  // are durable here (a crash could lose them here, not there, and their
+  // seqs would be reused): sync first; snapshots are rare.
+  auto synced = st.unsynced.empty() ? caf::error{} : st.db->sync();
+  auto chunk = synced ? caf::expected<state_snapshot>{std::move(synced)}
+                      : st.db->snapshot(*link.snapshot, batch_max_bytes);
   if (!chunk) {
     log::state()->warn("cannot make a snapshot for peer {}: {}", peer,
                        describe(chunk.error()));
