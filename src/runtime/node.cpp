@@ -415,11 +415,16 @@ int run_node(const node_options& opts) {
                  caf::actor_cast<caf::actor>(state));
   caf::anon_send(state, put_atom::value, std::string{"nodes"}, self->name,
                  identity->second);
+  std::vector<caf::actor> extras;
   if (opts.extra_actors)
-    for (auto& [name, actor] : opts.extra_actors(sys, caf::actor_cast<caf::actor>(state)))
+    for (auto& [name, actor] : opts.extra_actors(sys, caf::actor_cast<caf::actor>(state))) {
       caf::anon_send(health, put_atom::value, name, actor);
+      extras.push_back(actor);
+    }
   auto deploy = deploy_service::start(sys, {*fleet, self->name, data_dir, health, state, metrics});
   auto stop_actors = [&] {
+    for (auto& extra : extras)
+      caf::anon_send_exit(extra, caf::exit_reason::user_shutdown);
     if (deploy)
       (*deploy)->stop();
     caf::anon_send_exit(state, caf::exit_reason::user_shutdown);
