@@ -41,6 +41,9 @@ constexpr auto stall_timeout = std::chrono::milliseconds(300);
 constexpr auto sync_timeout = std::chrono::seconds(30);
 constexpr auto peer_timeout = std::chrono::seconds(5);
 constexpr auto snapshot_quiet = std::chrono::seconds(5); // a snapshot sender gave up
+// How a receiver's refusal of a second peer's snapshot begins; that sender
+// recognises it and says so once instead of at every retry.
+inline constexpr const char* snapshot_busy = "busy: receiving a snapshot from ";
 constexpr auto lookup_timeout = std::chrono::seconds(2);
 constexpr auto lookup_retry = std::chrono::milliseconds(200);
 constexpr auto relearn_grace = std::chrono::seconds(3);
@@ -231,6 +234,9 @@ caf::result<version_vector> receive_snapshot(state_ptr self,
                                              state_snapshot& snap);
 
 // -- in state_view.cpp ---------------------------------------------------------
+
+// The state actor's metrics, registered once (none without a registry).
+instruments make_instruments(io::metrics_registry* m);
 
 // Facts and one row per peer, for brsh's `actor inspect NODE state`.
 actor_summary summary_of(const replica& st);

@@ -82,7 +82,7 @@ void on_push_failed(state_ptr self, const std::string& peer,
   if (link.generation != generation)
     return;
   auto why = describe(err);
-  bool busy = link.snapshot && why.rfind("busy", 0) == 0; // another peer's goes first
+  bool busy = link.snapshot && why.rfind(snapshot_busy, 0) == 0; // another peer's goes first
   if (busy && !link.snapshot_busy)
     log::state()->info("peer {} takes another peer's snapshot first ({}); "
                        "ours waits, and may not be needed after it",
@@ -445,8 +445,7 @@ caf::result<version_vector> receive_snapshot(state_ptr self,
     return now - kv.second.last_chunk > snapshot_quiet; // its sender gave up
   });
   if (!st.snapshots_in.empty() && !st.snapshots_in.contains(snap.from))
-    return make_error(brd_errc::refused, "busy: receiving a snapshot from "
-                                           + st.snapshots_in.begin()->first);
+    return make_error(brd_errc::refused, snapshot_busy + st.snapshots_in.begin()->first);
   auto changed = st.db->apply_snapshot(snap);
   if (!changed) {
     st.snapshots_in.erase(snap.from);

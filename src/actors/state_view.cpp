@@ -1,7 +1,8 @@
-// What the state actor says about itself: the summary brsh shows for
-// `actor inspect NODE state` (facts, and one row per peer: how far behind
-// it is and how it is being caught up), and the per-peer gauges on
-// /metrics. Both read the replica on the actor's own thread.
+// What the state actor says about itself: its metrics on /metrics (made
+// once, and the per-peer gauges set every second) and the summary brsh
+// shows for `actor inspect NODE state` (facts, and one row per peer: how
+// far behind it is and how it is being caught up). Both read the replica
+// on the actor's own thread.
 #include <fmt/format.h>
 
 #include "actors/state_replica.hpp"
@@ -40,6 +41,42 @@ std::string age(clock::time_point at) {
 }
 
 } // namespace
+
+instruments make_instruments(io::metrics_registry* m) {
+  instruments out;
+  if (m == nullptr)
+    return out;
+  out.registry = m;
+  out.writes = &m->counter("brnode_state_writes_total",
+                           "Local writes committed durably by the state actor");
+  out.batch_size = &m->histogram(
+    "brnode_state_commit_batch_size", "Writes per synced commit (group commit)",
+    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192});
+  out.log_entries = &m->gauge(
+    "brnode_state_log_entries",
+    "Entries in this node's replication log, all origins (bounded by [cluster] log_keep "
+    "per origin while a peer is away)");
+  out.commit_time = &m->histogram(
+    "brnode_state_commit_seconds", "Time of one synced group commit",
+    {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1});
+  // Every reason at 0 from the start, so dashboards see the series.
+  for (const char* reason : {"unknown_sender", "unknown_origin", "gap", "corrupt_value",
+                             "unknown_schema", "unknown_table", "other"})
+    m->counter("brnode_state_rejected_total",
+               "Replicated entries or batches refused, by reason",
+               {{"reason", reason}});
+  const char* chunks_help =
+    "Snapshot chunks sent to peers behind the truncated log, and received";
+  out.chunks_sent = &m->counter("brnode_state_snapshot_chunks_total", chunks_help,
+                                {{"direction", "sent"}});
+  out.chunks_received = &m->counter("brnode_state_snapshot_chunks_total", chunks_help,
+                                    {{"direction", "received"}});
+  out.lag = &m->histogram(
+    "brnode_state_replication_lag_seconds",
+    "Time from a write's commit at its origin to its apply here (HLC wall time)",
+    {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+  return out;
+}
 
 actor_summary summary_of(const replica& st) {
   actor_summary out;
