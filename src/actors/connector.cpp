@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
+#include <set>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
@@ -126,47 +128,53 @@ void start_attempt(connector_ptr self, const node_name& node) {
   auto host = link.cfg->host;
   auto port = link.cfg->port;
   auto timeout = self->state.fleet.detector.connect_timeout;
+  auto mm = self->state.mm;
   auto reply_to = caf::actor_cast<connector_actor>(self);
-  // The probe blocks for up to `timeout`: run it on a thread of its own.
-  self->spawn<caf::detached + caf::hidden>(
-    [=](caf::event_based_actor* helper) {
-      auto err = io::tcp_probe(host, port, timeout);
-      helper->send(reply_to, connected_atom::value, node, !err,
-                   err ? describe(err) : std::string{});
-    });
+  // The probe blocks for up to `timeout`: run it on a thread of its own,
+  // which then asks for the connection while it holds the probe's open,
+  // except over TLS (io/tcp_probe.hpp says why).
+  self->spawn<caf::detached + caf::hidden>([=](caf::event_based_actor* helper) {
+    auto probe = io::tcp_probe(host, port, timeout);
+    if (!probe) {
+      helper->send(reply_to, connected_atom::value, node, caf::strong_actor_ptr{},
+                   std::move(probe.error()));
+      return;
+    }
+    if (helper->system().has_openssl_manager())
+      io::close_before_tls(*probe);
+    auto hold = std::make_shared<io::probe_hold>(std::move(*probe));
+    helper->request(mm, timeout * 2, caf::connect_atom::value, host, port)
+      .then(
+        [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+          helper->send(reply_to, connected_atom::value, node, std::move(ptr), caf::error{});
+        },
+        [=](caf::error& err) {
+          helper->send(reply_to, connected_atom::value, node, caf::strong_actor_ptr{},
+                       std::move(err));
+        });
+  });
 }
 
-void probe_done(connector_ptr self, const node_name& node, bool ok,
-                const std::string& reason) {
-  auto& st = self->state;
-  auto& link = st.peers.at(node);
-  if (!ok) {
-    attempt_failed(self, node, caf::error{}, reason);
+// The attempt at `node` ended: its published actor, or why not.
+void attempt_done(connector_ptr self, const node_name& node, caf::strong_actor_ptr ptr,
+                  const caf::error& err) {
+  if (err) {
+    attempt_failed(self, node, err, describe(err));
     return;
   }
-  self
-    ->request(st.mm, st.fleet.detector.connect_timeout * 2,
-              caf::connect_atom::value, link.cfg->host, link.cfg->port)
-    .then(
-      [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
-          const std::set<std::string>&) {
-        auto& l = self->state.peers.at(node);
-        if (!ptr) {
-          attempt_failed(self, node, caf::error{},
-                         "no actor is published on that port");
-          return;
-        }
-        l.in_flight = false;
-        l.first_attempt = false;
-        l.backoff = std::chrono::milliseconds{0};
-        if (l.state != link_state::connected)
-          log::net()->info("connected to peer {} at {}", node,
-                           address(*l.cfg));
-        l.state = link_state::connected;
-        self->send(self->state.health, connected_atom::value, node,
-                   caf::actor_cast<caf::actor>(std::move(ptr)));
-      },
-      [=](caf::error& err) { attempt_failed(self, node, err, describe(err)); });
+  if (!ptr) {
+    attempt_failed(self, node, caf::error{}, "no actor is published on that port");
+    return;
+  }
+  auto& l = self->state.peers.at(node);
+  l.in_flight = false;
+  l.first_attempt = false;
+  l.backoff = std::chrono::milliseconds{0};
+  if (l.state != link_state::connected)
+    log::net()->info("connected to peer {} at {}", node, address(*l.cfg));
+  l.state = link_state::connected;
+  self->send(self->state.health, connected_atom::value, node,
+             caf::actor_cast<caf::actor>(std::move(ptr)));
 }
 
 void dial_soon(connector_ptr self, const node_name& node) {
@@ -215,8 +223,8 @@ connector_actor::behavior_type connector(connector_ptr self, fleet_config fleet,
       link.first_attempt = false;
       link.backoff = std::chrono::milliseconds{0};
     },
-    [=](connected_atom, const std::string& node, bool ok,
-        const std::string& reason) { probe_done(self, node, ok, reason); },
+    [=](connected_atom, const std::string& node, caf::strong_actor_ptr& ptr,
+        const caf::error& err) { attempt_done(self, node, std::move(ptr), err); },
   });
 }
 

@@ -5,9 +5,11 @@
 // the others after a short, jittered delay (3 x backoff_min), expecting to
 // be reached first: two nodes dialing each other at once get two
 // connections, and CAF's OpenSSL transport drops the peer when it closes
-// the spare one. Over plain TCP both sides dial at once. Each attempt first probes the peer's TCP port from a short-lived detached
-// helper (bounded by connect_timeout), then asks the middleman (or the
-// OpenSSL manager, when TLS is on) to connect, again with a timeout. Failed
+// the spare one. Over plain TCP both sides dial at once. Each attempt
+// runs on a short-lived detached helper: it probes the peer's TCP port
+// (bounded by connect_timeout), then, holding the probe's connection open
+// (over TLS: closed, after a moment), asks the middleman (or the OpenSSL
+// manager) to connect, again with a timeout (io/tcp_probe.hpp says why). Failed
 // peers are retried with capped exponential backoff. Each state change
 // (unreachable, refused, connected) is logged once, not every retry.
 // Reached peers are handed to the health actor with (connected_atom, ...).
@@ -34,8 +36,9 @@ using connector_actor = caf::typed_actor<
   caf::reacts_to<hello_atom, std::string>,
   // Internal: a backoff delay ran out.
   caf::reacts_to<tick_atom, std::string>,
-  // Internal: the TCP probe of a peer finished (node, ok, reason).
-  caf::reacts_to<connected_atom, std::string, bool, std::string>>;
+  // Internal: an attempt at a peer ended (node, its published actor, or
+  // why not).
+  caf::reacts_to<connected_atom, std::string, caf::strong_actor_ptr, caf::error>>;
 
 // Spawns the connector; `health` receives (connected_atom, node, handle)
 // for each peer reached and (retry_atom, node, reason) when the first
