@@ -95,8 +95,7 @@ void attempt_failed(connector_ptr self, const node_name& node,
   }
   const auto& d = st.fleet.detector;
   // A peer that refused us (other cluster, untrusted certificate) will not
-  // change its mind soon; each refused TLS handshake also upsets CAF's
-  // OpenSSL transport (see docs/NOTES.md), so wait the longest.
+  // change its mind soon: wait the longest, and spare it the handshakes.
   if (now_state == link_state::refused)
     link.backoff = d.backoff_max;
   else
@@ -131,8 +130,8 @@ void start_attempt(connector_ptr self, const node_name& node) {
   auto mm = self->state.mm;
   auto reply_to = caf::actor_cast<connector_actor>(self);
   // The probe blocks for up to `timeout`: run it on a thread of its own,
-  // which then asks for the connection while it holds the probe's open,
-  // except over TLS (io/tcp_probe.hpp says why).
+  // which then asks for the connection while it holds the probe's open
+  // (io/tcp_probe.hpp says why).
   self->spawn<caf::detached + caf::hidden>([=](caf::event_based_actor* helper) {
     auto probe = io::tcp_probe(host, port, timeout);
     if (!probe) {
@@ -140,8 +139,6 @@ void start_attempt(connector_ptr self, const node_name& node) {
                    std::move(probe.error()));
       return;
     }
-    if (helper->system().has_openssl_manager())
-      io::close_before_tls(*probe);
     auto hold = std::make_shared<io::probe_hold>(std::move(*probe));
     helper->request(mm, timeout * 2, caf::connect_atom::value, host, port)
       .then(

@@ -7,9 +7,9 @@
 // connections, and CAF's OpenSSL transport drops the peer when it closes
 // the spare one. Over plain TCP both sides dial at once. Each attempt
 // runs on a short-lived detached helper: it probes the peer's TCP port
-// (bounded by connect_timeout), then, holding the probe's connection open
-// (over TLS: closed, after a moment), asks the middleman (or the OpenSSL
-// manager) to connect, again with a timeout (io/tcp_probe.hpp says why). Failed
+// (bounded by connect_timeout), then, holding the probe's connection open,
+// asks the middleman (or the OpenSSL manager) to connect, again with a
+// timeout (io/tcp_probe.hpp says why). Failed
 // peers are retried with capped exponential backoff. Each state change
 // (unreachable, refused, connected) is logged once, not every retry.
 // Reached peers are handed to the health actor with (connected_atom, ...).

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <utility>
 #include <fcntl.h>
 #include <netdb.h>
@@ -60,11 +59,6 @@ probe_hold& probe_hold::operator=(probe_hold&& other) noexcept {
 probe_hold::~probe_hold() {
   if (fd_ >= 0)
     ::close(fd_);
-}
-
-void close_before_tls(probe_hold& probe, std::chrono::milliseconds settle) {
-  probe = probe_hold{};
-  std::this_thread::sleep_for(settle);
 }
 
 caf::expected<probe_hold> tcp_probe(const std::string& host, uint16_t port,

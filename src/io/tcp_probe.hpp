@@ -8,7 +8,8 @@
 // probe just freed, and CAF 0.17's BASP broker, handling the probe's close
 // afterwards, forgets the real connection's route: requests still reach
 // the node and every reply is dropped (docs/NOTES.md, "the brsh connect
-// flake").
+// flake"). Over TLS the node fails the probe's handshake when it closes;
+// that is harmless since io/openssl_clean_queue.cpp.
 #pragma once
 
 #include <chrono>
@@ -43,15 +44,5 @@ private:
 // otherwise an error whose text says what happened.
 caf::expected<probe_hold> tcp_probe(const std::string& host, uint16_t port,
                                     std::chrono::milliseconds timeout);
-
-// Over TLS the probe cannot be held through the connect: it never speaks
-// TLS, and when it closes, the node's failed handshake on it can make CAF
-// 0.17's OpenSSL transport drop the connection made meanwhile (measured:
-// brsh's every TLS connection; NOTES, "CAF 0.17 transport quirks"). So it
-// is closed first, and the node gets `settle` to handle that close before
-// the real connection arrives, which makes the descriptor race above
-// unlikely, not impossible.
-void close_before_tls(probe_hold& probe,
-                      std::chrono::milliseconds settle = std::chrono::milliseconds{50});
 
 } // namespace brd::io

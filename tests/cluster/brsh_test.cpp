@@ -122,6 +122,20 @@ struct shell_session {
   }
 };
 
+const char* tls_section = "[tls]\nca = \"ca.pem\"\ncert = \"{name}.pem\"\nkey = \"{name}.key\"\n";
+
+// Makes certificates for the nodes and brsh, starts the fleet and waits for
+// it; false, after saying so, when the openssl CLI is missing.
+bool start_with_certs(fleet& fl) {
+  if (!make_certs(fl.dir(), {"edge", "droplet", "lucidia", "brsh"})) {
+    MESSAGE("openssl CLI not found: TLS test skipped");
+    return false;
+  }
+  fl.start_all();
+  REQUIRE(fl.wait_all_alive(15s));
+  return true;
+}
+
 } // namespace
 
 TEST_CASE("members list and health as JSON match what the nodes serve over HTTP") {
@@ -272,14 +286,9 @@ TEST_CASE("an unreachable node is named with the address brsh tried") {
 }
 
 TEST_CASE("with TLS on, brsh presents its own certificate from the fleet CA, or says which is missing") {
-  fleet fl{"brsh9", three_nodes(), "",
-           "[tls]\nca = \"ca.pem\"\ncert = \"{name}.pem\"\nkey = \"{name}.key\"\n"};
-  if (!make_certs(fl.dir(), {"edge", "droplet", "lucidia", "brsh"})) {
-    MESSAGE("openssl CLI not found: TLS test skipped");
+  fleet fl{"brsh9", three_nodes(), "", tls_section};
+  if (!start_with_certs(fl))
     return;
-  }
-  fl.start_all();
-  REQUIRE(fl.wait_all_alive(15s));
 
   auto ok = brsh(fl, {"--node", "lucidia", "members", "list", "-o", "json"});
   INFO(ok.output);
@@ -290,6 +299,27 @@ TEST_CASE("with TLS on, brsh presents its own certificate from the fleet CA, or 
   CHECK(missing.exit_code == 78);
   CHECK(contains(missing.output, "cannot read its cert file '" + fl.dir().file("operator.pem")));
   CHECK(contains(missing.output, "BRSH_CERT_NAME"));
+}
+
+TEST_CASE("brsh's connections over TLS leave the fleet's own links up") {
+  fleet fl{"brsh10", three_nodes(), "", tls_section};
+  if (!start_with_certs(fl))
+    return;
+  // Without brsh, the links stay up.
+  CHECK(first_break(fl.watchers_except("lucidia"), "lucidia", "alive", 2s) == "");
+  // Each brsh run probes lucidia's port, connects with TLS, asks, and exits
+  // (CAF closes the connection without a TLS close_notify).
+  std::vector<int> codes;
+  std::thread operator_shell{[&] {
+    for (int i = 0; i < 8; ++i)
+      codes.push_back(brsh(fl, {"--node", "lucidia", "members", "list"}).exit_code);
+  }};
+  auto broke = first_break(fl.watchers_except("lucidia"), "lucidia", "alive", 4s);
+  operator_shell.join();
+  CHECK(broke == "");
+  CHECK(codes == std::vector<int>(8, 0));
+  CHECK_MESSAGE(fl.process("lucidia").log_text().find("connection lost") == std::string::npos,
+                "lucidia lost a connection to a peer");
 }
 
 TEST_CASE("a script's wait-for succeeds; one that times out exits 3 with a sentence") {

@@ -84,16 +84,3 @@ TEST_CASE("a probe of a host that does not resolve names the host") {
   CHECK(brd::describe(probe.error()).find("cannot resolve no-such-host.invalid")
         != std::string::npos);
 }
-
-TEST_CASE("before a TLS connect the probe is closed, and the node has a moment to see it") {
-  listener server;
-  auto probe = brd::io::tcp_probe("127.0.0.1", server.port, 2000ms);
-  REQUIRE(probe);
-  int accepted = server.accept_one();
-  REQUIRE(accepted >= 0);
-  auto began = std::chrono::steady_clock::now();
-  brd::io::close_before_tls(*probe, 30ms);
-  CHECK(std::chrono::steady_clock::now() - began >= 30ms);
-  CHECK(closed_by_peer(accepted, 0ms));
-  ::close(accepted);
-}

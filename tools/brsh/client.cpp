@@ -135,13 +135,10 @@ client::resolve(const std::string& target) const {
 }
 
 caf::expected<client::reached> client::reach(const std::string& host, uint16_t port) {
-  // Held open until the connect below returned, except over TLS
-  // (io/tcp_probe.hpp says why).
+  // Held open until the connect below returned (io/tcp_probe.hpp says why).
   auto probe = brd::io::tcp_probe(host, port, opts_.connect_timeout);
   if (!probe)
     return make_error(brd_errc::io_failure, brd::describe(probe.error()));
-  if (sys_->has_openssl_manager())
-    brd::io::close_before_tls(*probe);
   auto mm = sys_->has_openssl_manager() ? sys_->openssl_manager().actor_handle()
                                         : sys_->middleman().actor_handle();
   caf::scoped_actor self{*sys_};
