@@ -13,8 +13,12 @@
 // makes (the executable's symbols come first in the dynamic linker's
 // lookup), clear the calling thread's queue, then call OpenSSL's own. They
 // are linked into the programs (brnode, brsh), not into a library: a static
-// library would not pull this object in. The fix belongs in CAF (later
-// versions clear the queue themselves); drop this file when moving there.
+// library would not pull this object in. The fix belongs in CAF: drop this
+// file once the CAF in use clears the queue itself (with it unlinked,
+// cluster_tls's intruder case and cluster_brsh's TLS links case show it).
+#include <cstdio>
+#include <cstdlib>
+
 #include <dlfcn.h>
 
 #include <openssl/err.h>
@@ -28,6 +32,10 @@ Fn real(const char* name) {
   void* sym = ::dlvsym(RTLD_NEXT, name, "OPENSSL_3.0.0");
   if (sym == nullptr)
     sym = ::dlsym(RTLD_NEXT, name);
+  if (sym == nullptr) {
+    std::fprintf(stderr, "fatal: OpenSSL's %s is not loaded (%s)\n", name, ::dlerror());
+    std::abort();
+  }
   return reinterpret_cast<Fn>(sym);
 }
 
