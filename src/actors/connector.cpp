@@ -139,13 +139,16 @@ void start_attempt(connector_ptr self, const node_name& node) {
                    std::move(probe.error()));
       return;
     }
+    // Each handler keeps the probe open until the answer came (an
+    // init-capture is kept even though the body does not use it).
     auto hold = std::make_shared<io::probe_hold>(std::move(*probe));
     helper->request(mm, timeout * 2, caf::connect_atom::value, host, port)
       .then(
-        [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+        [=, held = hold](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                         const std::set<std::string>&) {
           helper->send(reply_to, connected_atom::value, node, std::move(ptr), caf::error{});
         },
-        [=](caf::error& err) {
+        [=, held = hold](caf::error& err) {
           helper->send(reply_to, connected_atom::value, node, caf::strong_actor_ptr{},
                        std::move(err));
         });
