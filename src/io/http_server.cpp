@@ -1,19 +1,26 @@
 #include "io/http_server.hpp"
 #include "io/http_text.hpp"
 
+#include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
 #include <cerrno>
-#include <fcntl.h>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
 #include <mutex>
+#include <netdb.h>
 #include <optional>
 #include <regex>
 #include <sys/socket.h>
 #include <system_error>
-#include <thread>
+#include <unistd.h>
 
-#include <httplib.h>
+#include <microhttpd.h>
 
 #include "io/metrics.hpp"
+#include "io/worker_pool.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
 
@@ -41,45 +48,6 @@ struct compiled_route {
 http_response too_large(size_t max_body_bytes) {
   return http_error(413, "request body is larger than the limit of "
                            + std::to_string(max_body_bytes) + " bytes");
-}
-
-// The text for errors that httplib answers itself, before any route runs.
-std::string protocol_error_text(int status, const std::string& path) {
-  switch (status) {
-    case 400: return "malformed HTTP request";
-    case 404: return "no such endpoint: " + path;
-    case 414: return "request URI is too long";
-    default: return "request failed with HTTP status " + std::to_string(status);
-  }
-}
-
-void write_response(httplib::Response& res, const http_response& answer) {
-  res.status = answer.status;
-  for (const auto& [name, value] : answer.headers)
-    res.set_header(name, value);
-  res.set_content(answer.body, answer.content_type.c_str());
-}
-
-http_request to_request(const httplib::Request& req) {
-  http_request out;
-  out.method = req.method;
-  out.path = req.path;
-  for (const auto& [name, value] : req.headers) {
-    auto [it, fresh] = out.headers.emplace(lower(name), value);
-    if (!fresh) // repeated header: RFC 9110 list syntax
-      it->second += ", " + value;
-  }
-  for (const auto& [name, value] : req.params)
-    out.params.emplace(name, value);
-  return out;
-}
-
-// Only SO_REUSEADDR: httplib's default adds SO_REUSEPORT, which would let a
-// second server bind the same port silently.
-void listener_socket_options(int sock) {
-  int yes = 1;
-  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  fcntl(sock, F_SETFD, FD_CLOEXEC);
 }
 
 caf::error listen_error(const std::string& host, uint16_t port, int err) {
@@ -111,123 +79,317 @@ caf::error listen_error(const std::string& host, uint16_t port, int err) {
 } // namespace
 
 // -- server -------------------------------------------------------------------
+//
+// libmicrohttpd reads and writes every connection on one epoll thread, so an
+// idle or slow client costs a descriptor and a little memory, never a thread:
+// four clients that trickle a header byte a second used to hold all four of
+// httplib's threads (and with them /health and the webhooks) for as long as
+// they kept trickling. A complete request goes to the worker pool, its
+// connection suspended until the handler's answer is ready.
+
+namespace {
+
+// Connections idle this long are closed (a keep-alive connection between
+// requests, or a client that stopped sending half way).
+constexpr unsigned idle_timeout_seconds = 10;
+// Bounds on open connections, in all and per client address. Each costs a
+// descriptor, and RocksDB and the peers' links need theirs.
+constexpr unsigned max_connections = 256;
+constexpr unsigned max_connections_per_address = 64;
+
+// A chunked body over the limit is read to its end and dropped, so that the
+// client gets its 413 (MHD can answer only before a body or after it); past
+// this much more, the connection is closed unanswered.
+uint64_t drain_limit(size_t max_body_bytes) {
+  return std::max<uint64_t>(max_body_bytes, 1u << 20);
+}
+
+// One request, from its header to the answer sent.
+struct exchange {
+  http_request request;
+  uint64_t received = 0;    // body bytes so far
+  bool too_large = false;   // the body outgrew max_body_bytes
+  bool answered = false;    // refused: MHD drops the rest of the request
+  bool dispatched = false;  // handed to a worker; the connection is suspended
+  std::optional<http_response> answer; // the worker's answer, once ready
+};
+
+MHD_Result add_header(void* cls, MHD_ValueKind, const char* name, const char* value) {
+  auto& headers = *static_cast<std::map<std::string, std::string>*>(cls);
+  auto [it, fresh] = headers.emplace(lower(name), value == nullptr ? "" : value);
+  if (!fresh && value != nullptr) // repeated header: RFC 9110 list syntax
+    it->second += std::string{", "} + value;
+  return MHD_YES;
+}
+
+MHD_Result add_param(void* cls, MHD_ValueKind, const char* name, const char* value) {
+  auto& params = *static_cast<std::map<std::string, std::string>*>(cls);
+  params.emplace(name, value == nullptr ? "" : value); // the first value wins
+  return MHD_YES;
+}
+
+http_request read_head(MHD_Connection* conn, const char* url, const char* method) {
+  http_request out;
+  out.method = upper(method);
+  out.path = url;
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, &add_header, &out.headers);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, &add_param, &out.params);
+  return out;
+}
+
+std::optional<unsigned long long> content_length(const http_request& request) {
+  auto it = request.headers.find("content-length");
+  if (it == request.headers.end())
+    return std::nullopt;
+  try {
+    return std::stoull(it->second);
+  } catch (...) {
+    return std::nullopt; // MHD itself refuses a malformed length
+  }
+}
+
+void log_from_mhd(void*, const char* format, va_list args) {
+  // Under a flood of connections MHD says so for each one refused: keep
+  // the first line of every 10 seconds.
+  static std::atomic<int64_t> last_ms{0};
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+               .count();
+  auto last = last_ms.load();
+  if (now - last < 10'000 || !last_ms.compare_exchange_strong(last, now))
+    return;
+  char line[512];
+  std::vsnprintf(line, sizeof line, format, args);
+  std::string text{line};
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+    text.pop_back();
+  log::http()->warn("HTTP: {}", text);
+}
+
+caf::expected<int> listen_on(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0)
+    return listen_error(host, port, 0);
+  int err = 0;
+  for (auto* ai = found; ai != nullptr; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    // Only SO_REUSEADDR: SO_REUSEPORT would let a second server bind the
+    // same port silently.
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+      freeaddrinfo(found);
+      return fd;
+    }
+    err = errno;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return listen_error(host, port, err);
+}
+
+uint16_t bound_port(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return 0;
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+}
+
+} // namespace
 
 struct http_server::impl {
-  httplib::Server server;
   std::vector<compiled_route> routes;
   size_t max_body_bytes = 0;
   uint16_t port = 0;
   std::string address; // host:port, for the log
   std::atomic<metrics_registry*> metrics{nullptr};
-  std::thread listener;
-  std::atomic<bool> listen_returned{false};
+  std::unique_ptr<worker_pool> workers;
+  MHD_Daemon* daemon = nullptr;
   std::mutex stop_mutex;
 
-  void configure(size_t threads);
-  void answer_protocol_errors();
-  void route_everything_to_serve();
-  void serve(const httplib::Request& req, httplib::Response& res,
-             const httplib::ContentReader* reader) const;
-  std::optional<std::string> read_body(const httplib::Request& req, httplib::Response& res,
-                                       const httplib::ContentReader& reader) const;
+  static MHD_Result on_request(void* cls, MHD_Connection* conn, const char* url,
+                               const char* method, const char* version,
+                               const char* upload, size_t* upload_size, void** state);
+  static void on_completed(void* cls, MHD_Connection* conn, void** state,
+                           MHD_RequestTerminationCode code);
+  MHD_Result on_head(MHD_Connection* conn, exchange& ex);
+  MHD_Result refuse(MHD_Connection* conn, exchange& ex, http_response answer);
+  void run_handler(MHD_Connection* conn, exchange& ex);
+  MHD_Result reply(MHD_Connection* conn, const http_request& request,
+                   const http_response& answer, bool close);
   http_response dispatch(http_request& request) const;
-  void count(const httplib::Request& req, const httplib::Response& res) const;
+  void count(const http_request& request, int status) const;
 };
 
-void http_server::impl::configure(size_t threads) {
-  threads = std::max<size_t>(threads, 1);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_socket_options(listener_socket_options);
-  server.set_tcp_nodelay(true); // headers and body go out in separate writes
-  server.set_keep_alive_timeout(2);
-  server.set_read_timeout(5);
-  server.set_write_timeout(5);
-  // httplib enforces this for Content-Length bodies (413, body drained);
-  // read_body() enforces it for chunked ones.
-  server.set_payload_max_length(max_body_bytes);
-  answer_protocol_errors();
-  route_everything_to_serve();
-}
-
-void http_server::impl::answer_protocol_errors() {
-  server.set_expect_100_continue_handler(
-    [this](const httplib::Request& req, httplib::Response& res) {
-      if (req.get_header_value<uint64_t>("Content-Length") <= max_body_bytes)
-        return 100;
-      res.status = 413; // answered without reading the body; the error
-      return 413;       // handler below writes the JSON
-    });
-  // Fills a JSON body into errors httplib answers itself (this way httplib
-  // also sets Content-Length); responses from serve() always carry a
-  // Content-Type and are left alone.
-  server.set_error_handler(httplib::Server::HandlerWithResponse{
-    [this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty() || res.has_header("Content-Type"))
-        return httplib::Server::HandlerResponse::Unhandled;
-      write_response(res, res.status == 413 ? too_large(max_body_bytes)
-                                            : http_error(res.status, protocol_error_text(
-                                                                       res.status, req.path)));
-      return httplib::Server::HandlerResponse::Handled;
-    }});
-}
-
-void http_server::impl::route_everything_to_serve() {
-  server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    count(req, res);
-  });
-  auto plain = [this](const httplib::Request& req, httplib::Response& res) {
-    serve(req, res, nullptr);
-  };
-  auto with_body = [this](const httplib::Request& req, httplib::Response& res,
-                          const httplib::ContentReader& reader) { serve(req, res, &reader); };
-  // Every request reaches serve(), which routes by our own table.
-  server.Get(".*", plain);
-  server.Options(".*", plain);
-  server.Delete(".*", plain); // DELETE without a body
-  server.Delete(".*", with_body);
-  server.Post(".*", with_body);
-  server.Put(".*", with_body);
-  server.Patch(".*", with_body);
-}
-
-void http_server::impl::serve(const httplib::Request& req, httplib::Response& res,
-                              const httplib::ContentReader* reader) const {
-  auto request = to_request(req);
-  if (reader != nullptr) {
-    auto body = read_body(req, res, *reader);
-    if (!body)
-      return;
-    request.body = std::move(*body);
+MHD_Result http_server::impl::on_request(void* cls, MHD_Connection* conn, const char* url,
+                                         const char* method, const char*,
+                                         const char* upload, size_t* upload_size,
+                                         void** state) {
+  auto* self = static_cast<impl*>(cls);
+  auto* ex = static_cast<exchange*>(*state);
+  if (ex == nullptr) { // the head has arrived; the body (if any) has not
+    ex = new exchange;
+    *state = ex;
+    ex->request = read_head(conn, url, method);
+    return self->on_head(conn, *ex);
   }
-  write_response(res, dispatch(request));
+  if (*upload_size > 0) { // a piece of the body
+    ex->received += *upload_size;
+    if (ex->received <= self->max_body_bytes) {
+      ex->request.body.append(upload, *upload_size);
+    } else if (!ex->too_large) {
+      ex->too_large = true;
+      std::string{}.swap(ex->request.body);
+    } else if (ex->received - self->max_body_bytes > drain_limit(self->max_body_bytes)) {
+      return MHD_NO; // far over and still going: cut it off unanswered
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (ex->answered)
+    return MHD_YES;
+  if (ex->too_large) // a chunked body, read to its end
+    return self->refuse(conn, *ex, too_large(self->max_body_bytes));
+  if (ex->answer)   // the worker is done and resumed the connection
+    return self->reply(conn, ex->request, *ex->answer, false);
+  if (!ex->dispatched)
+    self->run_handler(conn, *ex);
+  return MHD_YES;
 }
 
-std::optional<std::string>
-http_server::impl::read_body(const httplib::Request& req, httplib::Response& res,
-                             const httplib::ContentReader& reader) const {
-  auto refuse = [&res](http_response answer) {
-    // The rest of the body is still on the wire: do not reuse the connection.
-    answer.headers.emplace_back("Connection", "close");
-    write_response(res, answer);
-    return std::nullopt;
-  };
-  if (req.is_multipart_form_data())
-    return refuse(http_error(415, "multipart bodies are not supported"));
-  std::string body;
-  bool over_limit = false;
-  bool complete = reader([&](const char* data, size_t size) {
-    if (size > max_body_bytes - body.size()) {
-      over_limit = true;
-      return false;
-    }
-    body.append(data, size);
-    return true;
+MHD_Result http_server::impl::on_head(MHD_Connection* conn, exchange& ex) {
+  if (auto length = content_length(ex.request); length && *length > max_body_bytes)
+    return refuse(conn, ex, too_large(max_body_bytes)); // before any of it is
+                                                        // read, and without a
+                                                        // 100 Continue
+  if (auto type = ex.request.headers.find("content-type");
+      type != ex.request.headers.end() && lower(type->second).rfind("multipart/form-data", 0) == 0)
+    return refuse(conn, ex, http_error(415, "multipart bodies are not supported"));
+  return MHD_YES;
+}
+
+MHD_Result http_server::impl::refuse(MHD_Connection* conn, exchange& ex, http_response answer) {
+  ex.answered = true;
+  // Some of the body may still be on the wire: do not reuse the connection.
+  return reply(conn, ex.request, answer, true);
+}
+
+void http_server::impl::run_handler(MHD_Connection* conn, exchange& ex) {
+  ex.dispatched = true;
+  MHD_suspend_connection(conn);
+  bool posted = workers->post([this, conn, &ex] {
+    ex.answer = dispatch(ex.request);
+    MHD_resume_connection(conn);
   });
-  if (over_limit || res.status == 413) // httplib sets 413 from Content-Length
-    return refuse(too_large(max_body_bytes));
-  if (!complete)
-    return refuse(http_error(400, "the request body could not be read"));
-  return body;
+  if (!posted) {
+    ex.answer = http_error(503, "the node is stopping");
+    MHD_resume_connection(conn);
+  }
+}
+
+void http_server::impl::on_completed(void*, MHD_Connection*, void** state,
+                                     MHD_RequestTerminationCode) {
+  delete static_cast<exchange*>(*state);
+  *state = nullptr;
+}
+
+MHD_Result http_server::impl::reply(MHD_Connection* conn, const http_request& request,
+                                    const http_response& answer, bool close) {
+  auto* response = MHD_create_response_from_buffer(
+    answer.body.size(), const_cast<char*>(answer.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (response == nullptr)
+    return MHD_NO; // out of memory: MHD closes the connection
+  MHD_add_response_header(response, "Content-Type", answer.content_type.c_str());
+  for (const auto& [name, value] : answer.headers)
+    MHD_add_response_header(response, name.c_str(), value.c_str());
+  if (close)
+    MHD_add_response_header(response, "Connection", "close");
+  auto queued = MHD_queue_response(conn, static_cast<unsigned>(answer.status), response);
+  MHD_destroy_response(response);
+  count(request, answer.status);
+  return queued;
+}
+
+caf::expected<std::unique_ptr<http_server>>
+http_server::start(const std::string& host, uint16_t port, std::vector<http_route> routes,
+                   size_t max_body_bytes, size_t threads) {
+  auto state = std::make_unique<impl>();
+  for (auto& route : routes) {
+    try {
+      state->routes.push_back(
+        {upper(route.method), std::regex(route.pattern), std::move(route.handler)});
+    } catch (const std::regex_error& err) {
+      return make_error(brd_errc::bad_config, "HTTP route pattern \"" + route.pattern
+                                                + "\" is not a valid regex: " + err.what());
+    }
+  }
+  state->max_body_bytes = max_body_bytes;
+  auto fd = listen_on(host, port);
+  if (!fd)
+    return std::move(fd.error());
+  state->port = bound_port(*fd);
+  state->address = endpoint(host, state->port);
+  state->workers = std::make_unique<worker_pool>(threads);
+  state->daemon = MHD_start_daemon(
+    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, nullptr,
+    nullptr, &impl::on_request, state.get(),                         //
+    MHD_OPTION_EXTERNAL_LOGGER, &log_from_mhd, nullptr,               //
+    MHD_OPTION_LISTEN_SOCKET, *fd,                                    //
+    MHD_OPTION_NOTIFY_COMPLETED, &impl::on_completed, state.get(),   //
+    MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_seconds,              //
+    MHD_OPTION_CONNECTION_LIMIT, max_connections,                     //
+    MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_connections_per_address, //
+    MHD_OPTION_END);
+  if (state->daemon == nullptr) {
+    int err = errno;
+    close(*fd);
+    state->workers->stop();
+    return make_error(brd_errc::io_failure, "cannot serve HTTP on " + state->address + ": "
+                                              + errno_text(err));
+  }
+  log::http()->info("HTTP listening on {}", state->address);
+  return std::unique_ptr<http_server>(new http_server(std::move(state)));
+}
+
+http_server::http_server(std::unique_ptr<impl> state) : impl_(std::move(state)) {
+}
+
+http_server::~http_server() {
+  stop();
+}
+
+uint16_t http_server::port() const {
+  return impl_->port;
+}
+
+void http_server::set_metrics(metrics_registry* registry) {
+  impl_->metrics = registry;
+}
+
+void http_server::stop() {
+  std::lock_guard guard{impl_->stop_mutex};
+  if (impl_->daemon == nullptr)
+    return;
+  // No new connections from here on: the listening socket is ours again.
+  if (int fd = MHD_quiesce_daemon(impl_->daemon); fd >= 0)
+    close(fd);
+  // Handlers under way finish and resume their connections; later requests
+  // on open connections get 503.
+  impl_->workers->stop();
+  MHD_stop_daemon(impl_->daemon); // sends what is queued, closes, joins
+  impl_->daemon = nullptr;
+  log::http()->info("HTTP on {} stopped", impl_->address);
 }
 
 http_response http_server::impl::dispatch(http_request& request) const {
@@ -262,71 +424,13 @@ http_response http_server::impl::dispatch(http_request& request) const {
   return answer;
 }
 
-void http_server::impl::count(const httplib::Request& req, const httplib::Response& res) const {
-  log::http()->debug("{} {} -> {}", req.method, req.path, res.status);
+void http_server::impl::count(const http_request& request, int status) const {
+  log::http()->debug("{} {} -> {}", request.method, request.path, status);
   if (auto* registry = metrics.load())
     registry
       ->counter("brnode_http_requests_total", "HTTP requests answered, by status code.",
-                {{"code", std::to_string(res.status)}})
+                {{"code", std::to_string(status)}})
       .inc();
-}
-
-caf::expected<std::unique_ptr<http_server>>
-http_server::start(const std::string& host, uint16_t port, std::vector<http_route> routes,
-                   size_t max_body_bytes, size_t threads) {
-  auto state = std::make_unique<impl>();
-  for (auto& route : routes) {
-    try {
-      state->routes.push_back(
-        {upper(route.method), std::regex(route.pattern), std::move(route.handler)});
-    } catch (const std::regex_error& err) {
-      return make_error(brd_errc::bad_config, "HTTP route pattern \"" + route.pattern
-                                                + "\" is not a valid regex: " + err.what());
-    }
-  }
-  state->max_body_bytes = max_body_bytes;
-  state->configure(threads);
-  errno = 0;
-  int bound = port == 0 ? state->server.bind_to_any_port(host)
-                        : (state->server.bind_to_port(host, port) ? port : -1);
-  if (bound < 0)
-    return listen_error(host, port, errno);
-  state->port = static_cast<uint16_t>(bound);
-  state->address = endpoint(host, state->port);
-  state->listener = std::thread([raw = state.get()] {
-    raw->server.listen_after_bind();
-    raw->listen_returned = true;
-  });
-  log::http()->info("HTTP listening on {}", state->address);
-  return std::unique_ptr<http_server>(new http_server(std::move(state)));
-}
-
-http_server::http_server(std::unique_ptr<impl> state) : impl_(std::move(state)) {
-}
-
-http_server::~http_server() {
-  stop();
-}
-
-uint16_t http_server::port() const {
-  return impl_->port;
-}
-
-void http_server::set_metrics(metrics_registry* registry) {
-  impl_->metrics = registry;
-}
-
-void http_server::stop() {
-  std::lock_guard guard{impl_->stop_mutex};
-  if (!impl_->listener.joinable())
-    return;
-  // httplib's stop() does nothing until its loop runs, and must run once.
-  while (!impl_->server.is_running() && !impl_->listen_returned)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (!impl_->listen_returned)
-    impl_->server.stop();
-  impl_->listener.join();
-  log::http()->info("HTTP on {} stopped", impl_->address);
 }
 
 // -- shared helpers -------------------------------------------------------------

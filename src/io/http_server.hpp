@@ -1,6 +1,6 @@
-// A small HTTP/1.1 server for a node's operator endpoints, and a blocking
-// client for tools and tests. cpp-httplib does the protocol work; it stays
-// inside http_server.cpp.
+// A small HTTP/1.1 server for a node's operator endpoints and webhooks, and a
+// blocking client for tools and tests. libmicrohttpd does the server's
+// protocol work and cpp-httplib the client's; both stay inside src/io.
 //
 // Routes are tried in order; a route's pattern must match the whole decoded
 // path (std::regex_match) and its groups become http_request::captures. The
@@ -9,7 +9,14 @@
 //   404 no route matches the path      405 a route matches, but not the method
 //   413 the body is over max_body_bytes (Content-Length or chunked); the
 //       handler is never called        500 the handler threw (logged)
-// Handlers run on the server's worker threads, possibly several at once.
+//   503 the server is stopping
+// A request HTTP itself cannot parse gets libmicrohttpd's own 400 page.
+//
+// One thread reads and writes every connection, so clients that are idle or
+// slow (a header byte a second) cost a descriptor, not a thread. Connections
+// idle for 10 s are closed; at most 256 are open, 64 from one address. A
+// complete request runs its handler on one of the server's worker threads,
+// possibly several at once; a handler that blocks holds only its worker.
 #pragma once
 
 #include <chrono>
@@ -61,8 +68,8 @@ std::string json_escape(const std::string& text);
 class http_server {
 public:
   // Binds host:port before returning, so a taken port is an error here
-  // (brd_errc::io_failure naming the address and a fix), then serves on
-  // `threads` worker threads. Port 0 picks a free port; see port(). A route
+  // (brd_errc::io_failure naming the address and a fix), then runs handlers
+  // on `threads` worker threads. Port 0 picks a free port; see port(). A route
   // pattern that is not a valid regex is brd_errc::bad_config.
   static caf::expected<std::unique_ptr<http_server>>
   start(const std::string& host, uint16_t port, std::vector<http_route> routes,

@@ -444,8 +444,11 @@ int run_node(const node_options& opts) {
   }
   auto routes = http_routes(sys, health, state, *fleet, self->name, joined, metrics);
   routes.insert(routes.end(), (*deploy)->routes().begin(), (*deploy)->routes().end());
+  // Handlers block on asks to actors (a webhook waits for its record to be
+  // durable), so more workers than cores keep group commits full.
+  constexpr size_t http_workers = 16;
   auto http = io::http_server::start("0.0.0.0", self->http_port, std::move(routes),
-                                     (*deploy)->max_body_bytes());
+                                     (*deploy)->max_body_bytes(), http_workers);
   if (!http) {
     stop_actors();
     return fail(exit_unavailable, describe(http.error()));

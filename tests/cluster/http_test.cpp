@@ -4,7 +4,9 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -105,6 +107,41 @@ TEST_CASE("/livez answers 200 ok and an unknown path answers 404") {
   auto live = http_get_text(fl.http_port("a"), "/livez");
   CHECK(live.body.find("ok") != std::string::npos);
   CHECK(http_get_text(fl.http_port("a"), "/no/such/page").status == 404);
+}
+
+TEST_CASE("clients that connect and send nothing, or trickle a header, do not hold up /health") {
+  // More such clients than the node has HTTP workers (16). A node that gave
+  // each connection a thread answered nothing while four of them trickled.
+  fleet fl{"t1", make_specs(2)};
+  fl.start("a");
+  auto a = fl.http_port("a");
+  REQUIRE(wait_until([&] { return http_get_text(a, "/livez").status == 200; }, 10s));
+  std::vector<int> slow;
+  for (int i = 0; i < 40; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(a);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    if (i % 2 == 1) // half of them start a request and never finish it
+      ::send(fd, "GET /health HTTP/1.1\r\nHost: a\r\n", 32, MSG_NOSIGNAL);
+    slow.push_back(fd);
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 1; i < slow.size(); i += 2)
+      ::send(slow[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
+    auto started = steady::now();
+    auto health = http_get_json(a, "/health");
+    auto took = std::chrono::duration_cast<millis>(steady::now() - started).count();
+    MESSAGE("/health answered in " << took << " ms with 40 slow clients connected");
+    CHECK(health.status == 200);
+    CHECK(took < 1000);
+    std::this_thread::sleep_for(500ms);
+  }
+  for (int fd : slow)
+    ::close(fd);
 }
 
 TEST_CASE("/readyz answers 503 while a peer has not answered first contact, then 200") {
