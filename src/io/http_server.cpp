@@ -104,6 +104,14 @@ uint64_t drain_limit(size_t max_body_bytes) {
   return std::max<uint64_t>(max_body_bytes, 1u << 20);
 }
 
+// What the server is doing now, for /metrics. Shared with the registry's
+// collect callback, which may run after the server is gone.
+struct http_load {
+  std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> waiting{0}; // complete requests queued for a worker
+  std::atomic<int64_t> running{0}; // handlers running
+};
+
 // One request, from its header to the answer sent.
 struct exchange {
   http_request request;
@@ -215,6 +223,7 @@ struct http_server::impl {
   std::string address; // host:port, for the log
   std::atomic<metrics_registry*> metrics{nullptr};
   std::unique_ptr<worker_pool> workers;
+  std::shared_ptr<http_load> load = std::make_shared<http_load>();
   MHD_Daemon* daemon = nullptr;
   std::mutex stop_mutex;
 
@@ -223,6 +232,8 @@ struct http_server::impl {
                                const char* upload, size_t* upload_size, void** state);
   static void on_completed(void* cls, MHD_Connection* conn, void** state,
                            MHD_RequestTerminationCode code);
+  static void on_connection(void* cls, MHD_Connection* conn, void** socket_state,
+                            MHD_ConnectionNotificationCode code);
   MHD_Result on_head(MHD_Connection* conn, exchange& ex);
   MHD_Result refuse(MHD_Connection* conn, exchange& ex, http_response answer);
   void run_handler(MHD_Connection* conn, exchange& ex);
@@ -288,11 +299,16 @@ MHD_Result http_server::impl::refuse(MHD_Connection* conn, exchange& ex, http_re
 void http_server::impl::run_handler(MHD_Connection* conn, exchange& ex) {
   ex.dispatched = true;
   MHD_suspend_connection(conn);
+  ++load->waiting;
   bool posted = workers->post([this, conn, &ex] {
+    --load->waiting;
+    ++load->running;
     ex.answer = dispatch(ex.request);
+    --load->running;
     MHD_resume_connection(conn);
   });
   if (!posted) {
+    --load->waiting;
     ex.answer = http_error(503, "the node is stopping");
     MHD_resume_connection(conn);
   }
@@ -302,6 +318,12 @@ void http_server::impl::on_completed(void*, MHD_Connection*, void** state,
                                      MHD_RequestTerminationCode) {
   delete static_cast<exchange*>(*state);
   *state = nullptr;
+}
+
+void http_server::impl::on_connection(void* cls, MHD_Connection*, void**,
+                                      MHD_ConnectionNotificationCode code) {
+  auto& connections = static_cast<impl*>(cls)->load->connections;
+  code == MHD_CONNECTION_NOTIFY_STARTED ? ++connections : --connections;
 }
 
 MHD_Result http_server::impl::reply(MHD_Connection* conn, const http_request& request,
@@ -347,6 +369,7 @@ http_server::start(const std::string& host, uint16_t port, std::vector<http_rout
     MHD_OPTION_EXTERNAL_LOGGER, &log_from_mhd, nullptr,               //
     MHD_OPTION_LISTEN_SOCKET, *fd,                                    //
     MHD_OPTION_NOTIFY_COMPLETED, &impl::on_completed, state.get(),   //
+    MHD_OPTION_NOTIFY_CONNECTION, &impl::on_connection, state.get(), //
     MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_seconds,              //
     MHD_OPTION_CONNECTION_LIMIT, max_connections,                     //
     MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_connections_per_address, //
@@ -375,6 +398,20 @@ uint16_t http_server::port() const {
 
 void http_server::set_metrics(metrics_registry* registry) {
   impl_->metrics = registry;
+  if (registry == nullptr)
+    return;
+  registry->on_collect([load = impl_->load](metrics_registry& into) {
+    into
+      .gauge("brnode_http_connections", "Open HTTP connections (at most "
+                                          + std::to_string(max_connections) + ", "
+                                          + std::to_string(max_connections_per_address)
+                                          + " from one address).")
+      .set(static_cast<double>(load->connections.load()));
+    into.gauge("brnode_http_requests_waiting", "Complete HTTP requests waiting for a worker.")
+      .set(static_cast<double>(load->waiting.load()));
+    into.gauge("brnode_http_requests_running", "HTTP handlers running now.")
+      .set(static_cast<double>(load->running.load()));
+  });
 }
 
 void http_server::stop() {

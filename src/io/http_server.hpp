@@ -84,8 +84,10 @@ public:
   // The bound port (the real one when started with port 0).
   uint16_t port() const;
 
-  // Counts every answered request in brnode_http_requests_total{code="..."}.
-  // The registry must outlive the server (nullptr stops counting).
+  // Counts every answered request in brnode_http_requests_total{code="..."},
+  // and shows open connections and busy workers (brnode_http_connections,
+  // brnode_http_requests_waiting, brnode_http_requests_running). The
+  // registry must outlive the server (nullptr stops counting). Call once.
   void set_metrics(metrics_registry* registry);
 
   // Closes the listening socket and waits for in-flight requests. Idempotent.

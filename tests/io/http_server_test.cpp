@@ -314,6 +314,40 @@ TEST_CASE("requests are counted by status code when a registry is attached") {
   CHECK(text.find("brnode_http_requests_total{code=\"404\"} 1\n") != std::string::npos);
 }
 
+TEST_CASE("open connections and busy workers are shown when a registry is attached") {
+  metrics_registry registry;
+  std::atomic<bool> release{false};
+  auto server = must_start({{"GET", "/stuck", [&release](const http_request& req) {
+                               while (!release)
+                                 std::this_thread::sleep_for(5ms);
+                               return echo(req);
+                             }}});
+  server->set_metrics(&registry);
+  int idle = open_connection(server->port());
+  std::vector<std::thread> stuck;
+  for (int i = 0; i < 3; ++i) // 2 workers: 2 run, 1 waits
+    stuck.emplace_back([&] { (void)http_get("127.0.0.1", server->port(), "/stuck", timeout); });
+  std::string text;
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {
+    std::this_thread::sleep_for(10ms);
+    text = registry.render();
+    seen = text.find("brnode_http_requests_running 2\n") != std::string::npos
+           && text.find("brnode_http_requests_waiting 1\n") != std::string::npos
+           && text.find("brnode_http_connections 4\n") != std::string::npos;
+  }
+  CAPTURE(text);
+  CHECK(seen);
+  release = true;
+  for (auto& t : stuck)
+    t.join();
+  close(idle);
+  server->stop();
+  text = registry.render();
+  CHECK(text.find("brnode_http_requests_running 0\n") != std::string::npos);
+  CHECK(text.find("brnode_http_connections 0\n") != std::string::npos);
+}
+
 TEST_CASE("a handler's own error status and body pass through untouched") {
   auto server = must_start({{"GET", "/readyz", [](const http_request&) {
                                http_response res;
