@@ -2,7 +2,6 @@
 #include "io/http_text.hpp"
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -10,16 +9,16 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
-#include <netdb.h>
 #include <optional>
 #include <regex>
-#include <sys/socket.h>
 #include <system_error>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "io/http_listen.hpp"
 #include "io/metrics.hpp"
+#include "io/request_deadlines.hpp"
 #include "io/worker_pool.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
@@ -48,32 +47,6 @@ struct compiled_route {
 http_response too_large(size_t max_body_bytes) {
   return http_error(413, "request body is larger than the limit of "
                            + std::to_string(max_body_bytes) + " bytes");
-}
-
-caf::error listen_error(const std::string& host, uint16_t port, int err) {
-  std::string why;
-  std::string fix;
-  switch (err) {
-    case 0:
-      why = "the address cannot be resolved or bound";
-      fix = "check the host name in the fleet file";
-      break;
-    case EADDRINUSE:
-      fix = "choose another http_port or stop the other process";
-      break;
-    case EACCES:
-      fix = "choose a port above 1023 or grant brnode CAP_NET_BIND_SERVICE";
-      break;
-    case EADDRNOTAVAIL:
-      fix = "use an address of this machine, or 0.0.0.0";
-      break;
-    default:
-      fix = "check the http host and port in the fleet file";
-  }
-  if (why.empty())
-    why = errno_text(err);
-  return make_error(brd_errc::io_failure, "cannot listen for HTTP on " + endpoint(host, port)
-                                            + ": " + why + "; fix: " + fix);
 }
 
 } // namespace
@@ -174,46 +147,6 @@ void log_from_mhd(void*, const char* format, va_list args) {
   log::http()->warn("HTTP: {}", text);
 }
 
-caf::expected<int> listen_on(const std::string& host, uint16_t port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0)
-    return listen_error(host, port, 0);
-  int err = 0;
-  for (auto* ai = found; ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      err = errno;
-      continue;
-    }
-    // Only SO_REUSEADDR: SO_REUSEPORT would let a second server bind the
-    // same port silently.
-    int yes = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
-      freeaddrinfo(found);
-      return fd;
-    }
-    err = errno;
-    close(fd);
-  }
-  freeaddrinfo(found);
-  return listen_error(host, port, err);
-}
-
-uint16_t bound_port(int fd) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return 0;
-  if (addr.ss_family == AF_INET6)
-    return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-}
-
 } // namespace
 
 struct http_server::impl {
@@ -224,6 +157,7 @@ struct http_server::impl {
   std::atomic<metrics_registry*> metrics{nullptr};
   std::unique_ptr<worker_pool> workers;
   std::shared_ptr<http_load> load = std::make_shared<http_load>();
+  std::unique_ptr<request_deadlines> deadlines;
   MHD_Daemon* daemon = nullptr;
   std::mutex stop_mutex;
 
@@ -292,12 +226,14 @@ MHD_Result http_server::impl::on_head(MHD_Connection* conn, exchange& ex) {
 
 MHD_Result http_server::impl::refuse(MHD_Connection* conn, exchange& ex, http_response answer) {
   ex.answered = true;
+  deadlines->arrived(conn);
   // Some of the body may still be on the wire: do not reuse the connection.
   return reply(conn, ex.request, answer, true);
 }
 
 void http_server::impl::run_handler(MHD_Connection* conn, exchange& ex) {
   ex.dispatched = true;
+  deadlines->arrived(conn);
   MHD_suspend_connection(conn);
   ++load->waiting;
   bool posted = workers->post([this, conn, &ex] {
@@ -314,16 +250,24 @@ void http_server::impl::run_handler(MHD_Connection* conn, exchange& ex) {
   }
 }
 
-void http_server::impl::on_completed(void*, MHD_Connection*, void** state,
+void http_server::impl::on_completed(void* cls, MHD_Connection* conn, void** state,
                                      MHD_RequestTerminationCode) {
+  static_cast<impl*>(cls)->deadlines->answered(conn);
   delete static_cast<exchange*>(*state);
   *state = nullptr;
 }
 
-void http_server::impl::on_connection(void* cls, MHD_Connection*, void**,
+void http_server::impl::on_connection(void* cls, MHD_Connection* conn, void**,
                                       MHD_ConnectionNotificationCode code) {
-  auto& connections = static_cast<impl*>(cls)->load->connections;
-  code == MHD_CONNECTION_NOTIFY_STARTED ? ++connections : --connections;
+  auto* self = static_cast<impl*>(cls);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    ++self->load->connections;
+    auto* info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    self->deadlines->opened(conn, info != nullptr ? info->connect_fd : -1);
+  } else {
+    --self->load->connections;
+    self->deadlines->closed(conn);
+  }
 }
 
 MHD_Result http_server::impl::reply(MHD_Connection* conn, const http_request& request,
@@ -345,7 +289,8 @@ MHD_Result http_server::impl::reply(MHD_Connection* conn, const http_request& re
 
 caf::expected<std::unique_ptr<http_server>>
 http_server::start(const std::string& host, uint16_t port, std::vector<http_route> routes,
-                   size_t max_body_bytes, size_t threads) {
+                   size_t max_body_bytes, size_t threads,
+                   std::chrono::milliseconds request_deadline) {
   auto state = std::make_unique<impl>();
   for (auto& route : routes) {
     try {
@@ -357,12 +302,22 @@ http_server::start(const std::string& host, uint16_t port, std::vector<http_rout
     }
   }
   state->max_body_bytes = max_body_bytes;
-  auto fd = listen_on(host, port);
+  auto fd = http_listen(host, port);
   if (!fd)
     return std::move(fd.error());
   state->port = bound_port(*fd);
   state->address = endpoint(host, state->port);
   state->workers = std::make_unique<worker_pool>(threads);
+  state->deadlines = std::make_unique<request_deadlines>(
+    request_deadline, [raw = state.get(), request_deadline] {
+      log::http()->debug("cut off a client that sent no whole request within {} ms",
+                         request_deadline.count());
+      if (auto* registry = raw->metrics.load())
+        registry
+          ->counter("brnode_http_cut_off_total", "HTTP connections closed because a request "
+                                                 "did not arrive whole within its deadline.")
+          .inc();
+    });
   state->daemon = MHD_start_daemon(
     MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, nullptr,
     nullptr, &impl::on_request, state.get(),                         //
@@ -411,6 +366,7 @@ void http_server::set_metrics(metrics_registry* registry) {
       .set(static_cast<double>(load->waiting.load()));
     into.gauge("brnode_http_requests_running", "HTTP handlers running now.")
       .set(static_cast<double>(load->running.load()));
+
   });
 }
 

@@ -14,7 +14,9 @@
 //
 // One thread reads and writes every connection, so clients that are idle or
 // slow (a header byte a second) cost a descriptor, not a thread. Connections
-// idle for 10 s are closed; at most 256 are open, 64 from one address. A
+// idle for 10 s are closed, and so are those whose request (head and body)
+// has not arrived whole within `request_deadline` of the connection opening
+// or of the previous answer; at most 256 are open, 64 from one address. A
 // complete request runs its handler on one of the server's worker threads,
 // possibly several at once; a handler that blocks holds only its worker.
 #pragma once
@@ -73,7 +75,8 @@ public:
   // pattern that is not a valid regex is brd_errc::bad_config.
   static caf::expected<std::unique_ptr<http_server>>
   start(const std::string& host, uint16_t port, std::vector<http_route> routes,
-        size_t max_body_bytes = 25u << 20, size_t threads = 4);
+        size_t max_body_bytes = 25u << 20, size_t threads = 4,
+        std::chrono::milliseconds request_deadline = std::chrono::seconds{30});
 
   // Stops and joins, like stop().
   ~http_server();
@@ -85,8 +88,9 @@ public:
   uint16_t port() const;
 
   // Counts every answered request in brnode_http_requests_total{code="..."},
-  // and shows open connections and busy workers (brnode_http_connections,
-  // brnode_http_requests_waiting, brnode_http_requests_running). The
+  // shows open connections and busy workers (brnode_http_connections,
+  // brnode_http_requests_waiting, brnode_http_requests_running) and counts
+  // connections cut off at their deadline (brnode_http_cut_off_total). The
   // registry must outlive the server (nullptr stops counting). Call once.
   void set_metrics(metrics_registry* registry);
 

@@ -241,6 +241,51 @@ TEST_CASE("clients that connect and then send nothing, or trickle, do not hold u
     close(fd);
 }
 
+TEST_CASE("a client whose request does not arrive whole within the deadline is cut off") {
+  metrics_registry registry;
+  auto started = http_server::start("127.0.0.1", 0,
+                                    {{"GET", "/livez", echo},
+                                     {"GET", "/slow", [](const http_request& req) {
+                                        std::this_thread::sleep_for(700ms);
+                                        return echo(req);
+                                      }}},
+                                    1024, 2, 400ms);
+  REQUIRE_MESSAGE(started, brd::describe(started.error()));
+  auto& server = *started;
+  server->set_metrics(&registry);
+  // A byte every 50 ms: never silent long enough for the idle timeout.
+  int trickler = open_connection(server->port());
+  std::string head = "GET /livez HTTP/1.1\r\nHost: x\r\n";
+  auto begun = std::chrono::steady_clock::now();
+  bool cut = false;
+  for (size_t i = 0; !cut && std::chrono::steady_clock::now() - begun < 3s; ++i) {
+    cut = send(trickler, i < head.size() ? &head[i] : "X", 1, MSG_NOSIGNAL) < 0;
+    char byte;
+    cut = cut || recv(trickler, &byte, 1, MSG_DONTWAIT) == 0;
+    std::this_thread::sleep_for(50ms);
+  }
+  auto took = std::chrono::steady_clock::now() - begun;
+  close(trickler);
+  CHECK(cut);
+  CHECK(took >= 400ms);
+  CHECK(took < 1500ms);
+  CHECK(registry.render().find("brnode_http_cut_off_total 1\n") != std::string::npos);
+  // Neither a handler slower than the deadline nor a keep-alive connection
+  // whose requests span more than it is cut off.
+  auto slow = http_get("127.0.0.1", server->port(), "/slow", timeout);
+  REQUIRE_MESSAGE(slow, brd::describe(slow.error()));
+  CHECK(slow->status == 200);
+  int keep = open_connection(server->port());
+  for (int i = 0; i < 3; ++i) {
+    send_all(keep, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+    char buf[1024];
+    CHECK(recv(keep, buf, sizeof buf, 0) > 0);
+    std::this_thread::sleep_for(250ms);
+  }
+  close(keep);
+  CHECK(registry.render().find("brnode_http_cut_off_total 1\n") != std::string::npos);
+}
+
 TEST_CASE("a handler that blocks holds one worker, not the other connections") {
   std::atomic<bool> release{false};
   auto server = must_start({{"GET", "/stuck", [&release](const http_request& req) {
