@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -132,7 +133,7 @@ std::optional<unsigned long long> content_length(const http_request& request) {
 void log_from_mhd(void*, const char* format, va_list args) {
   // Under a flood of connections MHD says so for each one refused: keep
   // the first line of every 10 seconds.
-  static std::atomic<int64_t> last_ms{0};
+  static std::atomic<int64_t> last_ms{std::numeric_limits<int64_t>::min() / 2};
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
                .count();
@@ -366,7 +367,6 @@ void http_server::set_metrics(metrics_registry* registry) {
       .set(static_cast<double>(load->waiting.load()));
     into.gauge("brnode_http_requests_running", "HTTP handlers running now.")
       .set(static_cast<double>(load->running.load()));
-
   });
 }
 

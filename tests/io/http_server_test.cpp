@@ -246,10 +246,10 @@ TEST_CASE("a client whose request does not arrive whole within the deadline is c
   auto started = http_server::start("127.0.0.1", 0,
                                     {{"GET", "/livez", echo},
                                      {"GET", "/slow", [](const http_request& req) {
-                                        std::this_thread::sleep_for(700ms);
+                                        std::this_thread::sleep_for(900ms);
                                         return echo(req);
                                       }}},
-                                    1024, 2, 400ms);
+                                    1024, 2, 600ms);
   REQUIRE_MESSAGE(started, brd::describe(started.error()));
   auto& server = *started;
   server->set_metrics(&registry);
@@ -267,11 +267,11 @@ TEST_CASE("a client whose request does not arrive whole within the deadline is c
   auto took = std::chrono::steady_clock::now() - begun;
   close(trickler);
   CHECK(cut);
-  CHECK(took >= 400ms);
-  CHECK(took < 1500ms);
+  CHECK(took >= 600ms);
+  CHECK(took < 2000ms);
   CHECK(registry.render().find("brnode_http_cut_off_total 1\n") != std::string::npos);
   // Neither a handler slower than the deadline nor a keep-alive connection
-  // whose requests span more than it is cut off.
+  // whose requests (250 ms apart) span more than it is cut off.
   auto slow = http_get("127.0.0.1", server->port(), "/slow", timeout);
   REQUIRE_MESSAGE(slow, brd::describe(slow.error()));
   CHECK(slow->status == 200);
