@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "../support/loopback.hpp"
 
 using namespace brd::test;
 using nlohmann::json;
@@ -119,22 +120,14 @@ TEST_CASE("clients that connect and send nothing, or trickle a header, do not ho
   REQUIRE(wait_until([&] { return http_get_text(a, "/livez").status == 200; }, 10s));
   std::vector<int> slow;
   for (int i = 0; i < 40; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(a);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    const std::string head = "GET /health HTTP/1.1\r\nHost: a\r\n";
+    int fd = brd_test::open_loopback(a);
     if (i % 2 == 1) // half of them start a request and never finish it
-      ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+      brd_test::send_all(fd, "GET /health HTTP/1.1\r\nHost: a\r\n");
     slow.push_back(fd);
   }
-  const std::string more = "X-Slow: 1\r\n";
   for (int round = 0; round < 3; ++round) {
     for (size_t i = 1; i < slow.size(); i += 2)
-      ::send(slow[i], more.data(), more.size(), MSG_NOSIGNAL);
+      brd_test::send_all(slow[i], "X-Slow: 1\r\n");
     auto started = steady::now();
     auto health = http_get_json(a, "/health");
     auto took = std::chrono::duration_cast<millis>(steady::now() - started).count();

@@ -1,9 +1,7 @@
 #include "io/http_server.hpp"
 
-#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
-#include <netinet/in.h>
 #include <stdexcept>
 #include <string>
 #include <sys/socket.h>
@@ -14,9 +12,12 @@
 #include <doctest/doctest.h>
 
 #include "io/metrics.hpp"
+#include "../support/loopback.hpp"
 #include "runtime/errors.hpp"
 
 using namespace brd::io;
+using brd_test::open_loopback;
+using brd_test::send_all;
 using namespace std::chrono_literals;
 
 namespace {
@@ -38,35 +39,10 @@ std::string header(const http_response& res, const std::string& name) {
   return {};
 }
 
-// A loopback connection to `port` that gives up reading after 5 s.
-int open_connection(uint16_t port) {
-  int sock = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(sock >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  REQUIRE(connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return sock;
-}
-
-// Sends what it can; the server may stop reading early.
-void send_all(int sock, const std::string& raw) {
-  size_t sent = 0;
-  while (sent < raw.size()) {
-    auto n = send(sock, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0)
-      break;
-    sent += static_cast<size_t>(n);
-  }
-}
-
 // Sends `raw` bytes on a fresh loopback connection and returns the first
 // response: its head and a Content-Length body.
 std::string raw_exchange(uint16_t port, const std::string& raw) {
-  int sock = open_connection(port);
+  int sock = open_loopback(port);
   send_all(sock, raw); // we still read the answer to what was sent
   std::string reply;
   char buf[4096];
@@ -222,9 +198,9 @@ TEST_CASE("clients that connect and then send nothing, or trickle, do not hold u
   auto server = must_start({{"GET", "/livez", echo}});
   std::vector<int> slow;
   for (int i = 0; i < 4; ++i)
-    slow.push_back(open_connection(server->port()));
+    slow.push_back(open_loopback(server->port()));
   for (int i = 0; i < 4; ++i) {
-    slow.push_back(open_connection(server->port()));
+    slow.push_back(open_loopback(server->port()));
     send_all(slow.back(), "GET /livez HTTP/1.1\r\nHost: x\r\n");
   }
   for (int round = 0; round < 3; ++round) {
@@ -254,7 +230,7 @@ TEST_CASE("a client whose request does not arrive whole within the deadline is c
   auto& server = *started;
   server->set_metrics(&registry);
   // A byte every 50 ms: never silent long enough for the idle timeout.
-  int trickler = open_connection(server->port());
+  int trickler = open_loopback(server->port());
   std::string head = "GET /livez HTTP/1.1\r\nHost: x\r\n";
   auto begun = std::chrono::steady_clock::now();
   bool cut = false;
@@ -275,7 +251,7 @@ TEST_CASE("a client whose request does not arrive whole within the deadline is c
   auto slow = http_get("127.0.0.1", server->port(), "/slow", timeout);
   REQUIRE_MESSAGE(slow, brd::describe(slow.error()));
   CHECK(slow->status == 200);
-  int keep = open_connection(server->port());
+  int keep = open_loopback(server->port());
   for (int i = 0; i < 3; ++i) {
     send_all(keep, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
     char buf[1024];
@@ -368,7 +344,7 @@ TEST_CASE("open connections and busy workers are shown when a registry is attach
                                return echo(req);
                              }}});
   server->set_metrics(&registry);
-  int idle = open_connection(server->port());
+  int idle = open_loopback(server->port());
   std::vector<std::thread> stuck;
   for (int i = 0; i < 3; ++i) // 2 workers: 2 run, 1 waits
     stuck.emplace_back([&] { (void)http_get("127.0.0.1", server->port(), "/stuck", timeout); });
