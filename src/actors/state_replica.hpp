@@ -98,6 +98,7 @@ struct pending_write {
   io::local_write write;
   uint32_t wait_for = 0;
   write_answer answer;
+  clock::time_point queued = clock::now();
 };
 
 // A write committed without a sync, waiting for the syncer.
@@ -105,6 +106,7 @@ struct unsynced_write {
   state_entry entry;
   uint32_t wait_for = 0;
   write_answer answer;
+  clock::time_point queued;
 };
 
 // A durable write whose client waits for `peers` peers to hold it too.
@@ -144,8 +146,10 @@ struct peer_link {
 struct instruments {
   io::metrics_registry* registry = nullptr;
   io::counter* writes = nullptr;
+  io::counter* held = nullptr; // flushes put off for a peer's backlog
   io::histogram* batch_size = nullptr;
   io::histogram* commit_time = nullptr;
+  io::histogram* write_time = nullptr; // a local write's arrival to its durable ack
   io::histogram* lag = nullptr;
   io::gauge* log_entries = nullptr;
   io::counter* chunks_sent = nullptr;     // snapshot chunks
@@ -215,6 +219,12 @@ std::string reason_label(const std::string& sentence);
 void notify(replica& st, const std::vector<state_entry>& entries);
 // Answers the writes waiting for peers that now hold them, or timed out.
 void settle_waits(replica& st);
+// True while a peer we stream to (not catching up, answered within
+// stall_timeout) lacks more than [cluster] replication_backlog of our
+// durable entries: local commits then wait (flush()).
+bool replication_backlogged(const replica& st);
+// Commits the buffered writes soon (one flush message, however many ask).
+void schedule_flush(state_ptr self);
 // Ends `relearning` once the peers told us our own writes.
 void check_relearned(state_ptr self);
 

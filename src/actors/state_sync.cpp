@@ -264,6 +264,8 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
   settle_waits(st);
   check_relearned(self);
   push(self, peer);
+  if (!st.buffer.empty())
+    schedule_flush(self); // writes held back for this peer may go now
 }
 
 // -- connecting to peers ----------------------------------------------------------------

@@ -49,6 +49,9 @@ instruments make_instruments(io::metrics_registry* m) {
   out.registry = m;
   out.writes = &m->counter("brnode_state_writes_total",
                            "Local writes committed durably by the state actor");
+  out.held = &m->counter("brnode_state_backpressure_total",
+                         "Group commits put off because a live peer lacked more than "
+                         "[cluster] replication_backlog of this node's writes");
   out.batch_size = &m->histogram(
     "brnode_state_commit_batch_size", "Writes per synced commit (group commit)",
     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192});
@@ -56,6 +59,11 @@ instruments make_instruments(io::metrics_registry* m) {
     "brnode_state_log_entries",
     "Entries in this node's replication log, all origins (bounded by [cluster] log_keep "
     "per origin while a peer is away)");
+  out.write_time = &m->histogram(
+    "brnode_state_write_seconds",
+    "Time from a local write's arrival at the state actor to its durable ack (group "
+    "commit, fsync, and any wait for a backlogged peer)",
+    {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1});
   out.commit_time = &m->histogram(
     "brnode_state_commit_seconds", "Time of one synced group commit",
     {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1});

@@ -40,7 +40,8 @@ constexpr key_spec cluster_keys[] = {
   {"phi_threshold", "8.0"},        {"min_std_dev_ms", "100"},
   {"acceptable_pause_ms", "300"},  {"window", "100"},
   {"connect_timeout_ms", "1000"},  {"backoff_min_ms", "100"},
-  {"backoff_max_ms", "5000"},       {"log_keep", "100000"}};
+  {"backoff_max_ms", "5000"},       {"log_keep", "100000"},
+  {"replication_backlog", "1024"}};
 constexpr key_spec tls_keys[] = {
   {"ca", "\"certs/ca.pem\""}, {"cert", "\"certs/{name}.pem\""}, {"key", "\"certs/{name}.key\""}};
 constexpr key_spec node_keys[] = {
@@ -112,6 +113,8 @@ void read_cluster(report& out, const scope& root, fleet_config& fleet) {
   read_detector(out, s, fleet.detector);
   if (auto keep = get_at_least(out, s, "log_keep", 1))
     fleet.log_keep = static_cast<uint64_t>(*keep);
+  if (auto backlog = get_at_least(out, s, "replication_backlog", 0))
+    fleet.replication_backlog = static_cast<uint64_t>(*backlog);
 }
 
 void check_placeholders(report& out, const scope& s, std::string_view key,

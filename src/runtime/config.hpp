@@ -66,6 +66,10 @@ struct fleet_config {
   // [cluster] log_keep: replication log entries kept per origin for peers
   // that are away; one away longer than that is caught up with a snapshot.
   uint64_t log_keep = 100'000;
+  // [cluster] replication_backlog: how many of a node's durable writes a
+  // peer that keeps answering may lack before the node's next local commits
+  // wait for it (replication backpressure); 0: never wait.
+  uint64_t replication_backlog = 1024;
 
   const node_config* find(const node_name& name) const;
 };

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -395,6 +396,43 @@ TEST_CASE("a write with wait_for=N is acknowledged once N peers hold it, and tim
   CHECK(call(nodes[0], "GET", "/api/state/rollouts/w2-down").status == 200);
   CHECK(wait_until([&] { return call(nodes[1], "GET", "/api/state/rollouts/w2-down").status == 200; },
                    2s));
+}
+
+TEST_CASE("replication backpressure holds writes only for peers that answer: a stopped peer "
+          "never stops them") {
+  // replication_backlog = 4: a's commits wait while a peer that answered
+  // within the last 300 ms lacks more than 4 of a's writes.
+  fleet fl{"st", make_specs(3), "replication_backlog = 4\n"};
+  start_and_join(fl);
+  auto nodes = endpoints_of(fl);
+  std::map<std::string, std::string> acked; // key -> value_hex
+  long slowest_ms = 0;
+  for (int i = 0; i < 150; ++i) {
+    if (i == 30) // mid-stream, so c's last answer is fresh and a holds for it
+      REQUIRE(::kill(fl.process("c").pid(), SIGSTOP) == 0);
+    auto started = steady::now();
+    auto w = put(nodes[0], "tasks", "bp-" + std::to_string(i), record({{"i", i}}));
+    slowest_ms = std::max<long>(
+      slowest_ms, std::chrono::duration_cast<millis>(steady::now() - started).count());
+    REQUIRE_MESSAGE(w, "write " << i << " was not acknowledged with c stopped");
+    acked[w->key] = w->value_hex;
+  }
+  MESSAGE("150 writes on a, c stopped after 30: slowest acknowledged after " << slowest_ms
+                                                                            << " ms");
+  // Held at most until c counts as silent (300 ms) and the next flush.
+  CHECK(slowest_ms < 2000);
+  auto held = find_metrics(parse_metrics(call(nodes[0], "GET", "/metrics").body),
+                           "brnode_state_backpressure_total");
+  REQUIRE(held.size() == 1);
+  MESSAGE("a put off " << held[0].value << " group commits for a backlogged peer");
+  CHECK(held[0].value >= 1);
+  // b kept up all along; c gets everything once it runs again.
+  CHECK(wait_until([&] { return missing_on(nodes[1], "tasks", "bp-", acked).empty(); }, 2s));
+  REQUIRE(::kill(fl.process("c").pid(), SIGCONT) == 0);
+  auto ms = ms_until_converged(nodes, 10s);
+  MESSAGE("c converged " << ms << " ms after SIGCONT");
+  CHECK_MESSAGE(ms >= 0, digest_difference(nodes));
+  CHECK(missing_on(nodes[2], "tasks", "bp-", acked) == "");
 }
 
 TEST_CASE("a subscriber receives every change of its table, local or replicated") {

@@ -141,6 +141,7 @@ connect_timeout_ms = 400
 backoff_min_ms = 10
 backoff_max_ms = 10
 log_keep = 5000
+replication_backlog = 0
 )"), "mem.toml");
   INFO(describe(fleet.error()));
   REQUIRE(fleet);
@@ -157,6 +158,8 @@ log_keep = 5000
   CHECK(d.backoff_max == 10ms);
   CHECK(fleet->log_keep == 5000);
   CHECK(parse_fleet_config(good, "mem.toml")->log_keep == 100'000);
+  CHECK(fleet->replication_backlog == 0); // backpressure off
+  CHECK(parse_fleet_config(good, "mem.toml")->replication_backlog == 1024);
 }
 
 TEST_CASE("find returns the named node, or nullptr for a stranger") {
@@ -387,8 +390,12 @@ connect_timeout_ms = -5
 acceptable_pause_ms = -1
 window = 0
 log_keep = 0
+replication_backlog = -1
 )"));
   check_problem(text, "conf/bad.toml:7: cluster.log_keep: ", "must be greater than 0");
+  check_problem(text, "conf/bad.toml:8: cluster.replication_backlog: ",
+                "replication_backlog is -1, but must be 0 or more; fix: write it like "
+                "replication_backlog = 1024");
   check_problem(text, "conf/bad.toml:3: cluster.heartbeat_interval_ms: ",
                 "heartbeat_interval_ms is 0, but must be greater than 0");
   check_problem(text, "conf/bad.toml:4: cluster.connect_timeout_ms: ",

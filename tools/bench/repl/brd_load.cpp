@@ -110,8 +110,11 @@ struct node_proc {
   pid_t pid = -1;
 };
 
-std::string fleet_toml(const std::vector<node_proc>& nodes) {
-  std::string out = "[cluster]\nname = \"bench\"\n\n";
+std::string fleet_toml(const std::vector<node_proc>& nodes, long long replication_backlog) {
+  std::string out = "[cluster]\nname = \"bench\"\n";
+  if (replication_backlog >= 0)
+    out += "replication_backlog = " + std::to_string(replication_backlog) + "\n";
+  out += "\n";
   for (const auto& n : nodes)
     out += "[[node]]\nname = \"" + n.name + "\"\ntier = \"pi\"\nroles = []\nhost = "
            "\"127.0.0.1\"\nport = " + std::to_string(n.port) + "\nhttp_port = "
@@ -216,6 +219,10 @@ void read_histograms(const std::vector<node_proc>& nodes, brd_result& out) {
   auto lag = scrape(nodes, name);
   out.hist_p50_ms = 1000 * histogram_quantile(lag, name, 0.5);
   out.hist_p99_ms = 1000 * histogram_quantile(lag, name, 0.99);
+  const std::string write = "brnode_state_write_seconds";
+  auto ack = scrape(nodes, write);
+  out.ack_p50_ms = 1000 * histogram_quantile(ack, write, 0.5);
+  out.ack_p99_ms = 1000 * histogram_quantile(ack, write, 0.99);
   auto batch = scrape(nodes, "brnode_state_commit_batch_size");
   auto count = batch["brnode_state_commit_batch_size_count"];
   out.mean_commit_batch = count > 0 ? batch["brnode_state_commit_batch_size_sum"] / count : 0;
@@ -350,7 +357,7 @@ brd_result run_brd(const std::string& brnode, const load_options& opts) {
     nodes.push_back({n, free_port(), free_port()});
   {
     std::FILE* f = std::fopen((dir + "/fleet.toml").c_str(), "w");
-    auto text = fleet_toml(nodes);
+    auto text = fleet_toml(nodes, opts.replication_backlog);
     std::fwrite(text.data(), 1, text.size(), f);
     std::fclose(f);
   }

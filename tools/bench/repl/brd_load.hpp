@@ -25,6 +25,8 @@ struct load_options {
   // for `paced_seconds`: the lag below saturation. Empty skips them.
   std::vector<size_t> paced_rates = {2'000, 5'000, 10'000};
   double paced_seconds = 3;
+  // [cluster] replication_backlog for the nodes; negative: brnode's default.
+  long long replication_backlog = -1;
 };
 
 // A steady-pace phase (load_options::paced_rates).
@@ -43,6 +45,7 @@ struct brd_result {
   double seconds_everywhere = 0; // start -> all writes on all 3 nodes
   std::vector<double> probe_lag_ms; // commit (HLC) -> applied on a peer
   double hist_p50_ms = 0, hist_p99_ms = 0; // nodes' own lag histograms
+  double ack_p50_ms = 0, ack_p99_ms = 0;   // nodes' write histograms: arrival to ack
   double mean_commit_batch = 0;
   double node_cpu_seconds = 0;   // the 3 brnode processes, during the load
   double client_cpu_seconds = 0; // this process's client actors, likewise

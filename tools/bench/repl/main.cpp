@@ -48,6 +48,9 @@ options:
                        over the 3 nodes): the lag below saturation
                        (default 2000,5000,10000; 0 skips them)
   --paced-seconds N    seconds per rate (default 3)
+  --replication-backlog N
+                       the nodes' [cluster] replication_backlog (default:
+                       brnode's, 1024; 0 turns the backpressure off)
   --etcd-writes N      writes per etcd member (default 20000)
   --etcd-clients N     concurrent HTTP clients per etcd member (default: the
                        requests BlackRoad has outstanding per node, --clients
@@ -114,6 +117,8 @@ bool parse(int argc, char** argv, options& out) {
           out.brd.paced_rates.push_back(rate);
         at = comma + 1;
       }
+    } else if (arg == "--replication-backlog" && i + 1 < argc) {
+      out.brd.replication_backlog = std::strtoll(argv[++i], nullptr, 10);
     } else if (arg == "--paced-seconds" && number(seconds)) {
       out.brd.paced_seconds = static_cast<double>(seconds);
     } else if (arg == "--etcd-writes" && number(out.etcd.writes_per_node)) {
@@ -154,6 +159,9 @@ double print_brd(const char* where, bench::brd_result& brd, const options& opts)
   std::printf("  replication lag, nodes' histograms (all entries, bucket-interpolated): "
               "p50 %.1f ms, p99 %.1f ms\n",
               brd.hist_p50_ms, brd.hist_p99_ms);
+  std::printf("  write to durable ack on its origin, nodes' histograms (group commit, fsync, "
+              "waits for a backlogged peer): p50 %.1f ms, p99 %.1f ms\n",
+              brd.ack_p50_ms, brd.ack_p99_ms);
   std::printf("  group commit: %.1f writes per synced batch on average; %zu errors\n",
               brd.mean_commit_batch, brd.errors);
   std::printf("  CPU: %.1f s in the 3 nodes + %.1f s in this process = %.0f us per "
