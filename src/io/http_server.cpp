@@ -43,7 +43,16 @@ struct compiled_route {
   std::string method;
   std::regex pattern;
   http_handler handler;
+  // The pattern when it has no regex syntax: most routes are plain paths,
+  // compared as strings instead of running std::regex on every request.
+  std::optional<std::string> literal;
 };
+
+std::optional<std::string> literal_of(const std::string& pattern) {
+  if (pattern.find_first_of(".[]{}()*+?^$|\\") != std::string::npos)
+    return std::nullopt;
+  return pattern;
+}
 
 http_response too_large(size_t max_body_bytes) {
   return http_error(413, "request body is larger than the limit of "
@@ -296,7 +305,8 @@ http_server::start(const std::string& host, uint16_t port, std::vector<http_rout
   for (auto& route : routes) {
     try {
       state->routes.push_back(
-        {upper(route.method), std::regex(route.pattern), std::move(route.handler)});
+        {upper(route.method), std::regex(route.pattern), std::move(route.handler),
+         literal_of(route.pattern)});
     } catch (const std::regex_error& err) {
       return make_error(brd_errc::bad_config, "HTTP route pattern \"" + route.pattern
                                                 + "\" is not a valid regex: " + err.what());
@@ -390,7 +400,8 @@ http_response http_server::impl::dispatch(http_request& request) const {
   std::string allowed;
   for (const auto& route : routes) {
     std::smatch groups;
-    if (!std::regex_match(request.path, groups, route.pattern))
+    if (route.literal ? request.path != *route.literal
+                      : !std::regex_match(request.path, groups, route.pattern))
       continue;
     if (route.method != method) {
       allowed += (allowed.empty() ? "" : ", ") + route.method;
