@@ -150,10 +150,10 @@ caf::error check_write(const replica& st, const io::local_write& w,
 // one catching up after being away, getting a snapshot, or silent for
 // stall_timeout (dead, stopped, cut off) never holds writes back, so a peer
 // that freezes delays writes by at most ~stall_timeout, once.
-bool replication_backlogged(const replica& st) {
+const std::string* backlogged_peer(const replica& st) {
   auto limit = st.opts.fleet.replication_backlog;
   if (limit == 0)
-    return false;
+    return nullptr;
   auto ours = seq_in(st.db->vv(), st.opts.self);
   auto now = clock::now();
   for (const auto& [name, link] : st.peers) {
@@ -161,9 +161,9 @@ bool replication_backlogged(const replica& st) {
         || now - link.last_reply > stall_timeout)
       continue;
     if (ours > seq_in(link.acked, st.opts.self) + limit)
-      return true;
+      return &name;
   }
-  return false;
+  return nullptr;
 }
 
 void schedule_flush(state_ptr self) {
@@ -266,7 +266,7 @@ void flush(state_ptr self) {
   st.flush_pending = false;
   if (st.buffer.empty() || st.relearning || st.syncing)
     return;
-  if (replication_backlogged(st)) { // a peer's reply (or the tick) flushes again
+  if (backlogged_peer(st) != nullptr) { // a peer's reply (or the tick) flushes again
     if (st.metrics.held != nullptr)
       st.metrics.held->inc();
     return;

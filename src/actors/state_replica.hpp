@@ -221,8 +221,9 @@ void notify(replica& st, const std::vector<state_entry>& entries);
 void settle_waits(replica& st);
 // True while a peer we stream to (not catching up, answered within
 // stall_timeout) lacks more than [cluster] replication_backlog of our
-// durable entries: local commits then wait (flush()).
-bool replication_backlogged(const replica& st);
+// durable entries (local commits then wait, see flush()): the first such
+// peer's name, else nullptr.
+const std::string* backlogged_peer(const replica& st);
 // Commits the buffered writes soon (one flush message, however many ask).
 void schedule_flush(state_ptr self);
 // Ends `relearning` once the peers told us our own writes.

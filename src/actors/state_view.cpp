@@ -102,6 +102,11 @@ actor_summary summary_of(const replica& st) {
     out.facts.push_back({"own writes", "relearning them from the peers; local writes wait"});
   if (st.disk_full)
     out.facts.push_back({"disk", "full: local writes are refused"});
+  if (const auto* peer = backlogged_peer(st))
+    out.facts.push_back({"backpressure",
+                         fmt::format("local writes wait: peer {} lacks more than {} of ours "
+                                     "([cluster] replication_backlog)",
+                                     *peer, st.opts.fleet.replication_backlog)});
   for (const auto& [from, in] : st.snapshots_in)
     out.facts.push_back({"snapshot from " + from,
                          fmt::format("{} chunk(s), {} rows so far", in.chunks, in.rows)});
