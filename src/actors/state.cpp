@@ -143,7 +143,7 @@ caf::error check_write(const replica& st, const io::local_write& w,
 // applies runs ahead without bound: the peer falls behind the ring and is
 // caught up from the log (dearer still). In tools/bench/replication at
 // saturation, lag p99 was 270-400 ms with it off, 88-121 ms at 1024 entries
-// (the default), 60-74 at 256 and 31-45 at 16-64, with no measurable change
+// (the default), 56-74 at 256 and 31-46 at 16-64, with no measurable change
 // in writes/s. Smaller limits tie a writer closer to its slowest live peer:
 // at 64, the webhook bench's edge (4 busy role nodes on the same 2 cores)
 // accepted ~670 webhooks/s instead of ~1,050. Only peers we stream to count:

@@ -219,10 +219,10 @@ std::string reason_label(const std::string& sentence);
 void notify(replica& st, const std::vector<state_entry>& entries);
 // Answers the writes waiting for peers that now hold them, or timed out.
 void settle_waits(replica& st);
-// True while a peer we stream to (not catching up, answered within
-// stall_timeout) lacks more than [cluster] replication_backlog of our
-// durable entries (local commits then wait, see flush()): the first such
-// peer's name, else nullptr.
+// The first peer we stream to (not catching up, answered within
+// stall_timeout) that lacks more than [cluster] replication_backlog of our
+// durable entries, else nullptr. While there is one, local commits wait
+// (flush()).
 const std::string* backlogged_peer(const replica& st);
 // Commits the buffered writes soon (one flush message, however many ask).
 void schedule_flush(state_ptr self);
