@@ -7,8 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <csignal>
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
