@@ -139,39 +139,18 @@ caf::error check_write(const replica& st, const io::local_write& w,
   return caf::none;
 }
 
-// Replication backpressure. Without it a node writing faster than a peer
-// applies runs ahead without bound: the peer falls behind the ring and is
-// caught up from the log (dearer still). In tools/bench/replication at
-// saturation, lag p99 was 270-400 ms with it off, 88-121 ms at 1024 entries
-// (the default), 56-74 at 256 and 31-46 at 16-64, with no measurable change
-// in writes/s. Smaller limits tie a writer closer to its slowest live peer:
-// at 64, the webhook bench's edge (4 busy role nodes on the same 2 cores)
-// accepted ~670 webhooks/s instead of ~1,050. Only peers we stream to count:
-// one catching up after being away, getting a snapshot, or silent for
-// stall_timeout (dead, stopped, cut off) never holds writes back, so a peer
-// that freezes delays writes by at most ~stall_timeout, once.
-const std::string* backlogged_peer(const replica& st) {
-  auto limit = st.opts.fleet.replication_backlog;
-  if (limit == 0)
-    return nullptr;
-  auto ours = seq_in(st.db->vv(), st.opts.self);
-  auto now = clock::now();
-  for (const auto& [name, link] : st.peers) {
-    if (!link.handle || !link.knows_vv || link.hold || link.catching_up || link.snapshot
-        || now - link.last_reply > stall_timeout)
-      continue;
-    if (ours > seq_in(link.acked, st.opts.self) + limit)
-      return &name;
-  }
-  return nullptr;
-}
-
 void schedule_flush(state_ptr self) {
   auto& st = self->state;
   if (!st.flush_pending) {
     st.flush_pending = true;
     self->send(self, flush_atom::value);
   }
+}
+
+void retry_held(state_ptr self) {
+  auto& st = self->state;
+  if (!st.buffer.empty() && !st.syncing) // a running sync flushes when it ends
+    schedule_flush(self);
 }
 
 caf::result<write_ack> enqueue(state_ptr self, io::local_write w,
@@ -389,8 +368,7 @@ void tick(state_ptr self) {
   }
   settle_waits(st);
   check_relearned(self);
-  if (!st.buffer.empty())
-    schedule_flush(self); // held back by a peer that then went quiet
+  retry_held(self); // held back by a peer that then went quiet
   if (st.ticks % truncate_every == 0) {
     truncate_log(st);
     update_peer_gauges(st);

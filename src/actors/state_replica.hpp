@@ -219,18 +219,19 @@ std::string reason_label(const std::string& sentence);
 void notify(replica& st, const std::vector<state_entry>& entries);
 // Answers the writes waiting for peers that now hold them, or timed out.
 void settle_waits(replica& st);
-// The first peer we stream to (not catching up, answered within
-// stall_timeout) that lacks more than [cluster] replication_backlog of our
-// durable entries, else nullptr. While there is one, local commits wait
-// (flush()).
-const std::string* backlogged_peer(const replica& st);
-// Commits the buffered writes soon (one flush message, however many ask).
-void schedule_flush(state_ptr self);
+// Flushes the buffered writes again (after backpressure held them back),
+// unless a sync runs: its end flushes them.
+void retry_held(state_ptr self);
 // Ends `relearning` once the peers told us our own writes.
 void check_relearned(state_ptr self);
 
 // -- in state_sync.cpp ---------------------------------------------------------
 
+// The first peer we stream to (not catching up, answered within
+// stall_timeout) that lacks more than [cluster] replication_backlog of our
+// durable entries, else nullptr. While there is one, local commits wait
+// (flush()).
+const std::string* backlogged_peer(const replica& st);
 // Sends `peer` (every peer) the next batch it lacks, within max_in_flight.
 void push(state_ptr self, const std::string& peer);
 void push_all(state_ptr self);

@@ -264,8 +264,28 @@ void on_reply(state_ptr self, const std::string& peer, uint64_t generation,
   settle_waits(st);
   check_relearned(self);
   push(self, peer);
-  if (!st.buffer.empty())
-    schedule_flush(self); // writes held back for this peer may go now
+  retry_held(self); // writes held back for this peer may go now
+}
+
+// Replication backpressure: without it a node writing faster than a peer
+// applies runs ahead without bound (figures for each limit: docs/NOTES.md,
+// tenth session). A peer catching up, getting a snapshot, or silent for
+// stall_timeout never holds writes back, so one that freezes delays them
+// by ~stall_timeout, once.
+const std::string* backlogged_peer(const replica& st) {
+  auto limit = st.opts.fleet.replication_backlog;
+  if (limit == 0)
+    return nullptr;
+  auto ours = seq_in(st.db->vv(), st.opts.self);
+  auto now = clock::now();
+  for (const auto& [name, link] : st.peers) {
+    if (!link.handle || !link.knows_vv || link.hold || link.catching_up || link.snapshot
+        || now - link.last_reply > stall_timeout)
+      continue;
+    if (ours > seq_in(link.acked, st.opts.self) + limit)
+      return &name;
+  }
+  return nullptr;
 }
 
 // -- connecting to peers ----------------------------------------------------------------
