@@ -8,6 +8,7 @@
 #include <sstream>
 #include <system_error>
 
+#include <dlfcn.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -107,6 +108,22 @@ uint64_t resident_memory_bytes() {
     return 0;
   auto page = ::sysconf(_SC_PAGESIZE);
   return page > 0 ? resident * static_cast<uint64_t>(page) : 0;
+}
+
+std::string allocator_name() {
+  // Looked up at run time, so a preloaded allocator is named too; nothing
+  // links against jemalloc's own interface.
+  using mallctl_fn = int (*)(const char*, void*, size_t*, void*, size_t);
+  auto mallctl = reinterpret_cast<mallctl_fn>(::dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl == nullptr)
+    return "system";
+  const char* version = nullptr;
+  size_t len = sizeof(version);
+  if (mallctl("version", &version, &len, nullptr, 0) != 0 || version == nullptr)
+    return "jemalloc";
+  // "5.3.0-0-g54eaed1d..." -> "5.3.0": the release, not the git describe.
+  std::string v{version};
+  return "jemalloc " + v.substr(0, v.find('-'));
 }
 
 uint64_t directory_size_bytes(const std::string& dir) {

@@ -20,6 +20,11 @@ node_sample take_sample(const std::string& data_dir,
 // Resident set size of this process in bytes.
 uint64_t resident_memory_bytes();
 
+// The malloc this process runs on: "jemalloc 5.3.0" when jemalloc
+// serves it (linked in, see src/runtime/jemalloc_conf.cpp, or preloaded: it
+// answers mallctl), else "system". For brnode --version and brnode_build_info.
+std::string allocator_name();
+
 // Sum of the sizes of the regular files under `dir`, recursively, without
 // following symlinks. Files that vanish during the walk are skipped.
 uint64_t directory_size_bytes(const std::string& dir);

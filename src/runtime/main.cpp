@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "io/sysinfo.hpp"
 #include "runtime/node.hpp"
 
 namespace {
@@ -72,7 +73,8 @@ int main(int argc, char** argv) {
       std::fputs(usage_text, stdout);
       return brd::exit_ok;
     } else if (arg == "--version") {
-      std::printf("brnode %s\n", BRD_VERSION);
+      std::printf("brnode %s (malloc: %s)\n", BRD_VERSION,
+                  brd::io::allocator_name().c_str());
       return brd::exit_ok;
     } else if (arg == "--config") {
       if (!value(opts.config_path))

@@ -131,7 +131,8 @@ void arm_exit_watchdog(std::chrono::seconds grace) {
 void install_build_metrics(io::metrics_registry& m, const node_config& self,
                            const fleet_config& fleet) {
   m.gauge("brnode_build_info", "Build and identity of this brnode",
-          {{"version", BRD_VERSION}, {"node", self.name},
+          {{"version", BRD_VERSION}, {"allocator", io::allocator_name()},
+           {"node", self.name},
            {"cluster", fleet.cluster}, {"tier", to_string(self.tier)}})
     .set(1);
   m.on_collect([](io::metrics_registry& r) {

@@ -2,6 +2,7 @@
 // /readyz, /health (fleet JSON by tier), /api/members and /metrics.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <netinet/in.h>
 #include <string>
 #include <sys/socket.h>
@@ -263,6 +264,9 @@ TEST_CASE("/metrics serves peers, heartbeat RTT, memory and build info as Promet
   REQUIRE(build.size() == 1);
   CHECK(build.front().value == 1);
   CHECK(!build.front().labels["version"].empty());
+  // The malloc the build linked brnode with (meson option `allocator`).
+  if (auto want = std::getenv("BRD_NODE_MALLOC"))
+    CHECK(build.front().labels["allocator"].rfind(want, 0) == 0);
 
   fl.process("b").kill9();
   CHECK(wait_until([&] {

@@ -62,6 +62,12 @@ TEST_CASE("resident memory is at least what the process has touched") {
   CHECK(touched.back() == 'x');
 }
 
+TEST_CASE("the allocator is named: this test links the system malloc") {
+  // brnode links jemalloc when the build finds it; cluster_http checks that
+  // name on a running node's brnode_build_info.
+  CHECK(brd::io::allocator_name() == "system");
+}
+
 TEST_CASE("directory size sums regular files recursively") {
   temp_dir tmp;
   write_bytes(tmp.path / "a", 100);
