@@ -4,13 +4,13 @@
 // MALLOC_CONF in the environment still overrides it.
 //
 // Why jemalloc: glibc's malloc and free were ~12% of a replicating node's
-// CPU and ~20% of the edge's (perf). With jemalloc the replication
-// benchmark's nodes spend ~20% less CPU per replicated write (docs/NOTES.md,
-// eleventh session), and long-lived processes fragment less.
-// Why two arenas: jemalloc's default is four per core, each holding its
-// own dirty pages; a node's allocations come from a handful of busy threads,
-// two arenas measured as fast here, and an idle node stays ~1 MB above glibc
-// instead of more.
+// CPU and ~20% of the edge's (perf). Built with jemalloc against without,
+// alternating in one sitting (docs/NOTES.md, eleventh session), the
+// replication benchmark's nodes spent ~9% less CPU per replicated write and
+// the edge accepted ~6% more webhooks/s; an idle node holds ~2 MB more.
+// Why two arenas: jemalloc's default is four per core, each holding its own
+// dirty pages; a node's allocations come from a handful of busy threads,
+// and two measured as fast as the default here.
 
 extern "C" {
 // NOLINTNEXTLINE: the name and type are jemalloc's interface.
