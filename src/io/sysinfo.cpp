@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -110,11 +111,22 @@ uint64_t resident_memory_bytes() {
   return page > 0 ? resident * static_cast<uint64_t>(page) : 0;
 }
 
+namespace {
+
+// jemalloc's control interface when jemalloc serves malloc, else nullptr.
+// Looked up at run time, so a preloaded allocator is seen too; nothing links
+// against jemalloc's own symbols.
+using mallctl_fn = int (*)(const char*, void*, size_t*, void*, size_t);
+
+mallctl_fn jemalloc_ctl() {
+  static const auto fn = reinterpret_cast<mallctl_fn>(::dlsym(RTLD_DEFAULT, "mallctl"));
+  return fn;
+}
+
+} // namespace
+
 std::string allocator_name() {
-  // Looked up at run time, so a preloaded allocator is named too; nothing
-  // links against jemalloc's own interface.
-  using mallctl_fn = int (*)(const char*, void*, size_t*, void*, size_t);
-  auto mallctl = reinterpret_cast<mallctl_fn>(::dlsym(RTLD_DEFAULT, "mallctl"));
+  auto mallctl = jemalloc_ctl();
   if (mallctl == nullptr)
     return "system";
   const char* version = nullptr;
@@ -124,6 +136,22 @@ std::string allocator_name() {
   // "5.3.0-0-g54eaed1d..." -> "5.3.0": the release, not the git describe.
   std::string v{version};
   return "jemalloc " + v.substr(0, v.find('-'));
+}
+
+uint64_t malloc_allocated_bytes() {
+  if (auto mallctl = jemalloc_ctl()) {
+    // jemalloc's statistics are a snapshot taken when "epoch" is written.
+    uint64_t epoch = 1;
+    size_t epoch_len = sizeof(epoch);
+    (void) mallctl("epoch", &epoch, &epoch_len, &epoch, epoch_len);
+    size_t allocated = 0;
+    size_t len = sizeof(allocated);
+    if (mallctl("stats.allocated", &allocated, &len, nullptr, 0) != 0)
+      return 0;
+    return allocated;
+  }
+  auto info = ::mallinfo2(); // every arena, under their locks: cheap at a scrape
+  return info.uordblks + info.hblkhd;
 }
 
 uint64_t directory_size_bytes(const std::string& dir) {

@@ -25,6 +25,12 @@ uint64_t resident_memory_bytes();
 // answers mallctl), else "system". For brnode --version and brnode_build_info.
 std::string allocator_name();
 
+// Bytes the program holds from malloc right now, as the allocator counts
+// them (jemalloc's stats.allocated, glibc's mallinfo2 in-use and mmapped
+// bytes), or 0 if it cannot say. Against resident memory it tells a leak
+// (this grows) from fragmentation or caches (only the RSS grows).
+uint64_t malloc_allocated_bytes();
+
 // Sum of the sizes of the regular files under `dir`, recursively, without
 // following symlinks. Files that vanish during the walk are skipped.
 uint64_t directory_size_bytes(const std::string& dir);

@@ -139,6 +139,10 @@ void install_build_metrics(io::metrics_registry& m, const node_config& self,
     r.gauge("brnode_process_resident_memory_bytes",
             "Resident memory of this brnode process", {})
       .set(static_cast<double>(io::resident_memory_bytes()));
+    r.gauge("brnode_malloc_allocated_bytes",
+            "Bytes this brnode holds from malloc, as its allocator counts them",
+            {})
+      .set(static_cast<double>(io::malloc_allocated_bytes()));
   });
 }
 

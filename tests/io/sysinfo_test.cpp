@@ -62,6 +62,17 @@ TEST_CASE("resident memory is at least what the process has touched") {
   CHECK(touched.back() == 'x');
 }
 
+TEST_CASE("malloc's count of allocated bytes follows what the process holds") {
+  auto before = brd::io::malloc_allocated_bytes();
+  CHECK(before > 0);
+  {
+    std::string held(64 << 20, 'x');
+    CHECK(brd::io::malloc_allocated_bytes() >= before + (64 << 20));
+    CHECK(held.back() == 'x');
+  }
+  CHECK(brd::io::malloc_allocated_bytes() < before + (1 << 20));
+}
+
 TEST_CASE("the allocator is named: this test links the system malloc") {
   // brnode links jemalloc when the build finds it; cluster_http checks that
   // name on a running node's brnode_build_info.
