@@ -28,7 +28,9 @@ std::string allocator_name();
 // Bytes the program holds from malloc right now, as the allocator counts
 // them (jemalloc's stats.allocated, glibc's mallinfo2 in-use and mmapped
 // bytes), or 0 if it cannot say. Against resident memory it tells a leak
-// (this grows) from fragmentation or caches (only the RSS grows).
+// (this grows) from fragmentation or caches (only the RSS grows). Compare
+// trends, not levels: it counts what was allocated and not touched yet
+// (RocksDB's memtable arenas), which is not resident.
 uint64_t malloc_allocated_bytes();
 
 // Sum of the sizes of the regular files under `dir`, recursively, without

@@ -260,9 +260,9 @@ TEST_CASE("/metrics serves peers, heartbeat RTT, memory and build info as Promet
   CHECK(sum / count < 1.0); // loopback round trips take well under a second
 
   CHECK(metric_value(all, "brnode_process_resident_memory_bytes", {}) > 1e6);
-  auto allocated = metric_value(all, "brnode_malloc_allocated_bytes", {});
-  CHECK(allocated > 1e5);
-  CHECK(allocated < metric_value(all, "brnode_process_resident_memory_bytes", {}));
+  // Not compared with the RSS: malloc counts what RocksDB's arenas reserved
+  // and have not touched yet (an idle node: ~16 MB allocated, ~6 MB private).
+  CHECK(metric_value(all, "brnode_malloc_allocated_bytes", {}) > 1e5);
   auto build = find_metrics(all, "brnode_build_info", {{"node", "a"}, {"cluster", "t1"}});
   REQUIRE(build.size() == 1);
   CHECK(build.front().value == 1);
