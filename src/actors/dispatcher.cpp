@@ -302,8 +302,14 @@ void on_tick(dispatcher_ptr self) {
   self->request(st.opts.health, tick_interval, get_atom::value, members_atom::value)
     .then([=](std::vector<member_view>& rows) { self->state.members = std::move(rows); },
           [](caf::error&) {});
-  if (++st.ticks % purge_every_ticks == 0)
+  if (++st.ticks % purge_every_ticks == 0) {
     purge_deliveries(self);
+    // Every hand-over is answered or times out within seconds; a wait this
+    // old lost its batch some other way (a queue dropped with its node).
+    auto cutoff = steady_ns() - std::chrono::nanoseconds(purge_every_ticks * tick_interval).count();
+    std::erase_if(st.handover_waits,
+                  [&](const auto& w) { return w.second.received_ns < cutoff; });
+  }
   if (st.ticks % stall_check_every_ticks == 0)
     fail_stalled(self);
 }

@@ -77,7 +77,7 @@ void resume_pending(dispatcher_ptr self, std::vector<io::deployment_record> pend
         deploy_progress p;
         p.record = rec;
         p.received_ns = steady_ns();
-        p.running_observed = p.handover_observed = true; // no latency samples
+        p.running_observed = true; // no latency samples
         const auto* repo = find_repo(self->state.opts.fleet.deploy, rec.repo);
         for (const auto& tr : task_rows)
           if (auto t = io::decode<io::task_record>(tr.value)) {

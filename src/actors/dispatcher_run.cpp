@@ -117,19 +117,13 @@ void with_deployer(dispatcher_ptr self, const node_name& node, deployer_callback
 // A deployer took a task: when all have, that is the hand-over latency.
 void handed_over(dispatcher_ptr self, const std::string& id) {
   auto& st = self->state;
-  auto* found = find_active(st, id);
-  if (found == nullptr)
+  auto w = st.handover_waits.find(id);
+  if (w == st.handover_waits.end() || --w->second.left > 0)
     return;
-  auto& p = *found;
-  if (++p.handed_over < p.assigned() || p.handover_observed)
-    return;
-  p.handover_observed = true;
-  if (st.handover_seconds != nullptr && p.received_ns > 0)
-    st.handover_seconds->observe(static_cast<double>(steady_ns() - p.received_ns) / 1e9);
+  if (st.handover_seconds != nullptr)
+    st.handover_seconds->observe(static_cast<double>(steady_ns() - w->second.received_ns) / 1e9);
+  st.handover_waits.erase(w);
 }
-
-
-
 
 // Every task runs or was superseded: the latency samples. "Every task
 // running" is only observed when none was superseded.
@@ -191,6 +185,7 @@ open_task find_open_task(dispatcher_state& st, const std::string& id,
 
 void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
                const std::string& reason) {
+  self->state.handover_waits.erase(id); // not every task was taken: no sample
   auto task = find_open_task(self->state, id, task_id);
   if (!task)
     return;
@@ -402,6 +397,8 @@ void dispatch_recorded(dispatcher_ptr self, const std::string& id) {
   post_status(self, prog, overall_context, "pending", {});
   log::deploy()->info("{} {} of {}@{} ({}): {} tasks", rec.kind, id, rec.repo,
                       short_sha(rec.sha), rec.ref, prog.tasks.size());
+  if (auto n = prog.assigned(); n > 0 && prog.received_ns > 0)
+    self->state.handover_waits[id] = {prog.received_ns, n};
   for (const auto& [task_id, slot] : prog.tasks) {
     const auto& t = slot.record;
     if (t.state != "unassigned") {

@@ -61,6 +61,16 @@ struct dispatcher_state {
   std::map<node_name, caf::actor> deployers;
   std::map<node_name, handover_queue> handovers;
   std::map<std::string, deploy_progress> active; // by deployment id
+  // Deployments whose tasks are on their way to deployers: the hand-over
+  // latency is sampled when the last one is acknowledged. Kept apart from
+  // `active`: under load a deployment can end (its tasks superseded, their
+  // rows replicated back) before the batches that carried its tasks are
+  // answered, and its sample must not be lost then.
+  struct handover_wait {
+    int64_t received_ns = 0;
+    size_t left = 0; // tasks not acknowledged yet
+  };
+  std::unordered_map<std::string, handover_wait> handover_waits; // by deployment id
   caf::actor diff_worker;
   uint32_t next_id = 0;
   uint64_t ticks = 0;

@@ -48,8 +48,6 @@ struct deploy_progress {
   std::map<std::string, std::string> posted; // context -> last status state sent
   int64_t received_ns = 0;     // steady clock, when the webhook arrived
   bool running_observed = false;
-  size_t handed_over = 0;      // tasks a deployer acknowledged
-  bool handover_observed = false;
 
   void add(io::task_record task, route_rule rule);
 

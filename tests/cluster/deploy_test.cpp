@@ -722,4 +722,10 @@ TEST_CASE("a newer push supersedes the task still queued behind a running one: s
   auto posted = status_bodies(site.github(), shas[1], "blackroad/deploy");
   CHECK(posted.back()["state"] == "success");
   CHECK(posted.back()["description"] == "superseded by " + shas[2].substr(0, 12));
+  // Every deployment's hand-over is sampled, also one that ended (its task
+  // superseded) before its node's acknowledgement came back.
+  auto handovers = find_metrics(parse_metrics(http_get_text(site.edge_port(), "/metrics").body),
+                                "brnode_deploy_handover_seconds_count");
+  REQUIRE(handovers.size() == 1);
+  CHECK(handovers[0].value == 3);
 }
