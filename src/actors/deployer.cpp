@@ -18,42 +18,24 @@
 // queued, running, final. A refused or lost write is logged.
 
 #include <algorithm>
-#include <functional>
-#include <atomic>
-#include <deque>
 #include <filesystem>
-#include <map>
-#include <optional>
-#include <set>
 
 #include <caf/actor_system.hpp>
-#include <caf/typed_event_based_actor.hpp>
 
+#include "actors/deployer_state.hpp"
 #include "actors/state.hpp"
-
-#include "io/deploy_records.hpp"
-#include "io/metrics.hpp"
 #include "io/process.hpp"
 #include "io/task_runner.hpp"
-#include "io/workspace.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
-#include "runtime/routing.hpp"
 #include "runtime/wall_clock.hpp"
 
-namespace brd {
+namespace brd::deployer_detail {
 
 namespace {
 
-using steady = std::chrono::steady_clock;
 using io::task_outcome;
 namespace fs = std::filesystem;
-
-constexpr auto write_timeout = std::chrono::seconds{10};
-// A task that has to wait gets its queued row this much later, unless it
-// started or was superseded by then: under a burst of pushes most waiting
-// tasks are superseded, and one row (superseded) is half the replication.
-constexpr auto queued_row_delay = std::chrono::milliseconds{50};
 
 // -- the worker: one task, blocking, on its own thread -----------------------------
 
@@ -70,46 +52,15 @@ worker_actor::behavior_type worker(worker_actor::pointer self, io::workspace ws,
   };
 }
 
+} // namespace
+
 // -- the deployer ------------------------------------------------------------------
-
-struct waiting_task {
-  deploy_task task;
-  uint64_t seq = 0; // arrival order across repositories
-  int64_t queued_at_ms = 0;
-  bool recorded = false; // its queued row is written
-};
-
-struct running_task {
-  io::task_record record;
-  steady::time_point started;
-  bool alerted = false;
-};
-
-struct instruments {
-  std::map<std::string, io::counter*> finished; // by final state
-  io::histogram* seconds = nullptr;
-  io::gauge* running = nullptr;
-};
-
-struct deployer_state {
-  static inline const char* name = "deployer";
-  deployer_options opts;
-  io::workspace ws{""};
-  std::map<std::string, std::deque<waiting_task>> waiting; // by repository
-  std::map<std::string, running_task> running;            // by repository
-  std::set<std::string> in_flight;                        // task keys
-  uint64_t next_seq = 0;
-  bool queued_rows_due = false; // a tick to write queued rows is scheduled
-  instruments metrics;
-  // Every worker's script watches this; set when the deployer exits.
-  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
-};
-
-using deployer_ptr = deployer_actor::stateful_pointer<deployer_state>;
 
 std::string key_of(const std::string& deploy_id, const std::string& task_id) {
   return deploy_id + "/" + task_id;
 }
+
+namespace {
 
 instruments make_instruments(io::metrics_registry* m) {
   instruments out;
@@ -139,6 +90,8 @@ void put(deployer_ptr self, const std::string& table, const std::string& key,
           });
 }
 
+} // namespace
+
 void record(deployer_ptr self, const io::task_record& r) {
   put(self, "tasks", key_of(r.deploy_id, r.task_id), io::encode(r));
 }
@@ -160,6 +113,8 @@ io::task_record queued_record(deployer_ptr self, const waiting_task& w) {
   r.log_path = log_path ? *log_path : std::string{};
   return r;
 }
+
+namespace {
 
 void finish(deployer_ptr self, const std::string& repo, task_outcome out);
 
@@ -202,8 +157,8 @@ void start(deployer_ptr self, const std::string& repo) {
   self->delayed_send(self, st.opts.fleet.deploy.alerts.long_build, tick_atom::value);
 }
 
-// Starts waiting tasks while there is room: the earliest arrival among the
-// repositories that have nothing running.
+} // namespace
+
 void pump(deployer_ptr self) {
   auto& st = self->state;
   auto limit = std::max<size_t>(st.opts.fleet.deploy.settings.max_parallel, 1);
@@ -220,6 +175,8 @@ void pump(deployer_ptr self) {
     start(self, std::string{*next});
   }
 }
+
+namespace {
 
 void count(instruments& m, const std::string& state, double seconds) {
   if (m.running == nullptr)
@@ -281,150 +238,6 @@ void check_long_builds(deployer_ptr self) {
                         limit.count());
     put(self, "alerts", alert_key(a), io::encode(a));
   }
-}
-
-// Writes the queued rows of waiting tasks that have none yet.
-void record_waiting(deployer_ptr self) {
-  auto& st = self->state;
-  st.queued_rows_due = false;
-  for (auto& [repo, queue] : st.waiting)
-    for (auto& w : queue)
-      if (!w.recorded) {
-        w.recorded = true;
-        record(self, queued_record(self, w));
-      }
-}
-
-// A newer deploy of the same repository, ref and role makes the ones still
-// waiting for it pointless: they end "superseded" (a final state, which the
-// dispatcher counts as success) and never run. Running tasks are left alone;
-// another branch's push never supersedes (its commit is not a successor).
-void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
-  auto& st = self->state;
-  auto i = st.waiting.find(newer.repo);
-  if (newer.kind != "deploy" || i == st.waiting.end())
-    return;
-  // Every node has the fleet config: the rule says whether this role's
-  // commits may be skipped (`supersede = false`: each one runs).
-  const auto* repo = find_repo(st.opts.fleet.deploy, newer.repo);
-  const auto* rule = repo != nullptr ? rule_for_role(*repo, newer.role) : nullptr;
-  if (rule != nullptr && !rule->supersede)
-    return;
-  auto& queue = i->second;
-  auto now = wall_clock_ms();
-  for (auto w = queue.begin(); w != queue.end();) {
-    if (w->task.kind != "deploy" || w->task.role != newer.role
-        || w->task.ref != newer.ref) {
-      ++w;
-      continue;
-    }
-    auto r = queued_record(self, *w);
-    r.state = "superseded";
-    r.reason = "superseded by " + newer.sha.substr(0, 12) + " (" + newer.deploy_id + ")";
-    r.finished_at_ms = now;
-    record(self, r);
-    if (auto c = st.metrics.finished.find("superseded"); c != st.metrics.finished.end())
-      c->second->inc();
-    st.in_flight.erase(key_of(r.deploy_id, r.task_id));
-    log::deploy()->debug("task {} {}", key_of(r.deploy_id, r.task_id), r.reason);
-    w = queue.erase(w);
-  }
-}
-
-void enqueue(deployer_ptr self, deploy_task t) {
-  auto& st = self->state;
-  waiting_task w{t, st.next_seq++, wall_clock_ms()};
-  log::deploy()->debug("task {} queued for {}", key_of(t.deploy_id, t.task_id), t.repo);
-  supersede_waiting(self, t);
-  st.waiting[t.repo].push_back(std::move(w));
-  pump(self);
-  if (st.waiting.count(t.repo) > 0 && !st.queued_rows_due) {
-    st.queued_rows_due = true;
-    self->delayed_send(self, queued_row_delay, tick_atom::value);
-  }
-}
-
-// A task is taken once: one already here, or with a row of ours in the
-// store (taken before a restart of either side; the dispatcher hands over
-// again what it has no row of), is acknowledged and not run again. The
-// store is local, so the check costs one request to the state actor, and
-// replies to one sender come in order, so tasks still queue in arrival order.
-// `done` gets the task's id once it is queued (or was taken before), or the
-// reason it was refused.
-void take(deployer_ptr self, deploy_task t,
-          std::function<void(caf::expected<std::string>)> done) {
-  auto& st = self->state;
-  if (auto problem = io::task_problem(t); !problem.empty()) {
-    log::deploy()->warn("refused a task: {}", problem);
-    done(make_error(brd_errc::refused, problem));
-    return;
-  }
-  auto key = key_of(t.deploy_id, t.task_id);
-  if (!st.in_flight.insert(key).second) {
-    log::deploy()->debug("task {} is already here", key);
-    done(t.task_id);
-    return;
-  }
-  if (!st.opts.state) {
-    auto id = t.task_id;
-    enqueue(self, std::move(t));
-    done(id);
-    return;
-  }
-  self
-    ->request(st.opts.state, write_timeout, get_atom::value, std::string{"tasks"}, key)
-    .then(
-      [=, t = std::move(t)](std::vector<state_row>& rows) mutable {
-        std::optional<io::task_record> ours;
-        if (!rows.empty())
-          if (auto r = io::decode<io::task_record>(rows[0].value))
-            ours = std::move(*r);
-        if (ours && ours->node == self->state.opts.self) {
-          log::deploy()->info("task {} was taken before (now {}): not run again", key,
-                              ours->state);
-          self->state.in_flight.erase(key);
-          done(t.task_id);
-          return;
-        }
-        auto id = t.task_id;
-        enqueue(self, std::move(t));
-        done(id);
-      },
-      [=](caf::error& err) mutable {
-        self->state.in_flight.erase(key);
-        log::deploy()->warn("task {}: cannot look for an earlier run: {}", key, describe(err));
-        done(std::move(err));
-      });
-}
-
-caf::result<std::string> accept(deployer_ptr self, deploy_task& t) {
-  auto promise = self->make_response_promise<std::string>();
-  take(self, std::move(t), [=](caf::expected<std::string> id) mutable {
-    if (id)
-      promise.deliver(std::move(*id));
-    else
-      promise.deliver(std::move(id.error()));
-  });
-  return promise;
-}
-
-// A batch of tasks, in order: per task an empty string once it is queued
-// (or was taken before), else why it was refused.
-caf::result<std::vector<std::string>> accept_all(deployer_ptr self,
-                                                 std::vector<deploy_task>& tasks) {
-  if (tasks.empty())
-    return std::vector<std::string>{};
-  auto promise = self->make_response_promise<std::vector<std::string>>();
-  auto refusals = std::make_shared<std::vector<std::string>>(tasks.size());
-  auto open = std::make_shared<size_t>(tasks.size());
-  for (size_t i = 0; i < tasks.size(); ++i)
-    take(self, std::move(tasks[i]), [=](caf::expected<std::string> id) mutable {
-      if (!id)
-        (*refusals)[i] = describe(id.error());
-      if (--*open == 0)
-        promise.deliver(std::move(*refusals));
-    });
-  return promise;
 }
 
 // What a previous incarnation of this node left behind when it was killed:
@@ -494,8 +307,12 @@ deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts)
 
 } // namespace
 
+} // namespace brd::deployer_detail
+
+namespace brd {
+
 deployer_actor spawn_deployer(caf::actor_system& sys, deployer_options opts) {
-  return sys.spawn(deployer, std::move(opts));
+  return sys.spawn(deployer_detail::deployer, std::move(opts));
 }
 
 } // namespace brd
