@@ -388,6 +388,10 @@ int64_t steady_ns() {
     .count();
 }
 
+double seconds_since(int64_t since_ns) {
+  return static_cast<double>(steady_ns() - since_ns) / 1e9;
+}
+
 http_answer answer(int status, const nlohmann::json& body) {
   return {status, body.dump()};
 }

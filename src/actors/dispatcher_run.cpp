@@ -121,7 +121,7 @@ void handed_over(dispatcher_ptr self, const std::string& id) {
   if (w == st.handover_waits.end() || --w->second.left > 0)
     return;
   if (st.handover_seconds != nullptr)
-    st.handover_seconds->observe(static_cast<double>(steady_ns() - w->second.received_ns) / 1e9);
+    st.handover_seconds->observe(seconds_since(w->second.received_ns));
   st.handover_waits.erase(w);
 }
 
@@ -137,7 +137,7 @@ void observe_started(dispatcher_state& st, deploy_progress& p) {
   }
   if (st.dispatch_seconds == nullptr || !any_assigned || p.received_ns <= 0)
     return;
-  auto seconds = static_cast<double>(steady_ns() - p.received_ns) / 1e9;
+  auto seconds = seconds_since(p.received_ns);
   st.settled_seconds->observe(seconds);
   if (superseded == 0)
     st.dispatch_seconds->observe(seconds);

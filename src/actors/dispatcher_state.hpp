@@ -85,6 +85,8 @@ struct dispatcher_state {
 using dispatcher_ptr = dispatcher_actor::stateful_pointer<dispatcher_state>;
 
 int64_t steady_ns();
+// Seconds from `since_ns` (a steady_ns() reading) to now: a latency sample.
+double seconds_since(int64_t since_ns);
 http_answer answer(int status, const nlohmann::json& body);
 void count_webhook(dispatcher_state& st, const std::string& result);
 
