@@ -167,6 +167,12 @@ rocksdb::ColumnFamilyOptions cf_options(std::shared_ptr<rocksdb::Cache> cache) {
   rocksdb::ColumnFamilyOptions opts;
   opts.write_buffer_size = 8 << 20;
   opts.max_write_buffer_number = 2;
+  // L0 -> L1 compactions every 8 flushed files, not RocksDB's 4: while L1
+  // is below its target size each one rewrites all of L1, so under a
+  // sustained load of new keys it rewrites L1 half as often (the replication
+  // bench, 900,000 writes: +8-10% writes/s, -9% CPU per write, two pairs).
+  // Reads look at up to 8 L0 files, each behind its bloom filter.
+  opts.level0_file_num_compaction_trigger = 8;
   // A whole-key bloom filter in the memtables too: point reads of absent
   // keys (most replicated applies) skip the skiplist search. Small (16 KB
   // per family): it is allocated up front, and at 0.02 the 11 families

@@ -10,20 +10,21 @@
 
 namespace bench {
 
-double rocksdb_synced_rate(size_t batch_size, size_t value_size, double seconds) {
+rocksdb_rate rocksdb_synced_rate(size_t batch_size, size_t value_size, double seconds) {
   auto dir = make_temp_dir("rocksdb");
   rocksdb::Options options;
   options.create_if_missing = true;
   rocksdb::DB* raw = nullptr;
   if (!rocksdb::DB::Open(options, dir, &raw).ok()) {
     remove_dir(dir);
-    return 0;
+    return {};
   }
   std::unique_ptr<rocksdb::DB> db{raw};
   rocksdb::WriteOptions sync;
   sync.sync = true;
   auto value = record_of_size(value_size);
   size_t written = 0;
+  auto cpu_before = cpu_seconds();
   auto start = steady::now();
   while (seconds_since(start) < seconds) {
     rocksdb::WriteBatch batch;
@@ -33,10 +34,13 @@ double rocksdb_synced_rate(size_t batch_size, size_t value_size, double seconds)
       break;
     written += batch_size;
   }
-  auto rate = static_cast<double>(written) / seconds_since(start);
+  rocksdb_rate out;
+  out.writes_per_s = static_cast<double>(written) / seconds_since(start);
+  if (written > 0)
+    out.cpu_us_per_write = 1e6 * (cpu_seconds() - cpu_before) / static_cast<double>(written);
   db.reset();
   remove_dir(dir);
-  return rate;
+  return out;
 }
 
 } // namespace bench
