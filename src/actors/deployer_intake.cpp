@@ -42,7 +42,7 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
     }
     auto r = queued_record(self, *w);
     r.state = "superseded";
-    r.reason = "superseded by " + newer.sha.substr(0, 12) + " (" + newer.deploy_id + ")";
+    r.reason = io::superseded_reason(newer.sha, newer.deploy_id);
     r.finished_at_ms = now;
     record(self, r);
     if (auto c = st.metrics.finished.find("superseded"); c != st.metrics.finished.end())

@@ -329,7 +329,9 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
       "From a webhook's arrival to every task of its deployment running", buckets);
     st.handover_seconds = &st.opts.metrics->histogram(
       "brnode_deploy_handover_seconds",
-      "From a webhook's arrival to every task of its deployment taken by its node", buckets);
+      "From a webhook's arrival to every task of its deployment taken by its node (not "
+      "sampled when a task was superseded before it was sent)",
+      buckets);
     st.settled_seconds = &st.opts.metrics->histogram(
       "brnode_deploy_settled_seconds",
       "From a webhook's arrival to every task of its deployment running or superseded",
@@ -340,6 +342,10 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_ptr self, dispatcher_optio
     st.superseded_tasks = &st.opts.metrics->counter(
       "brnode_deploy_tasks_superseded_total",
       "Tasks superseded by a newer push of the same repository and role before they ran");
+    st.superseded_unsent = &st.opts.metrics->counter(
+      "brnode_deploy_superseded_unsent_total",
+      "Deployments with a task superseded before it was sent to its node (these have no "
+      "hand-over sample)");
   }
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   st.diff_worker = self->system().spawn<caf::detached>(diff_worker, stopping);

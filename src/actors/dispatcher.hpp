@@ -23,7 +23,11 @@
 //   or failure) go to the status poster; the deployment record gets its
 //   final state, and a failure raises an alert. A task its node superseded
 //   (a newer push of the repository and role) counts as success, described
-//   "superseded by <sha12>".
+//   "superseded by <sha12>". So does one superseded while it still waited
+//   here to be sent to its node (the same rule, rules with supersede = true):
+//   it never reaches the node and has no row; its reason is a verdict in the
+//   deployment record. brnode_deploy_superseded_unsent_total counts such
+//   deployments (they have no brnode_deploy_handover_seconds sample).
 // - A node that goes down or leaves while holding unfinished tasks: those
 //   tasks fail with reason "node lost" (a verdict in the deployment record,
 //   never a write to the node's task row), an alert is raised, and for rules

@@ -25,7 +25,8 @@ void mark_superseded(deploy_progress& p) {
 // not final.
 void apply_verdicts(deploy_progress& p) {
   for (auto& [task_id, slot] : p.tasks)
-    apply_verdict(slot.record, p.record.verdicts);
+    if (apply_verdict(slot.record, p.record.verdicts))
+      slot.record = progress_row(std::move(slot.record));
 }
 
 // The tasks of a resumed deployment that have no row here: the node may

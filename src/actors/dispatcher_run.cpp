@@ -26,8 +26,6 @@ std::string short_sha(const std::string& sha) {
   return sha.substr(0, 7);
 }
 
-constexpr std::string_view superseded_prefix = "superseded by ";
-
 // status_description, except for a success some of whose tasks (of `role`
 // when given) were superseded: "superseded by <sha>" when all were,
 // otherwise the usual text and how many were.
@@ -42,12 +40,12 @@ std::string describe_status(const deploy_progress& p, const std::string& role,
     if (!slot.superseded && (role.empty() || slot.record.role == role)
         && was_superseded(slot.record)) {
       ++superseded;
-      by = slot.record.reason.substr(superseded_prefix.size(), 12);
+      by = slot.record.reason.substr(io::superseded_prefix.size(), 12);
     }
   if (superseded == 0)
     return text;
   if (superseded == p.counted(role))
-    return std::string{superseded_prefix} + by;
+    return std::string{io::superseded_prefix} + by;
   return text + ", " + std::to_string(superseded) + " superseded by newer pushes";
 }
 
@@ -84,11 +82,6 @@ deploy_task to_message(const dispatcher_state& st, const task_slot& slot) {
   m.attempt = r.attempt;
   return m;
 }
-
-
-
-
-
 
 using deployer_callback = std::function<void(caf::actor)>;
 using error_callback = std::function<void(const caf::error&)>;
@@ -282,14 +275,90 @@ void restart_handovers(dispatcher_ptr self, const node_name& node) {
   send_handovers(self, node);
 }
 
-void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
-  auto task = find_open_task(self->state, id, task_id);
+namespace {
+
+// Of two tasks waiting to be sent to the same node, the newer deployment's
+// (ids grow with time) supersedes the older's, as the node's deployer would
+// once both were queued there (actors/deployer.hpp): same repository, ref
+// and role, both deploys, and the rule lets this role's commits be skipped.
+// The superseded one never reaches the node, so it has no row: the verdict
+// goes into its deployment's record, written once the hand-overs at hand are
+// queued (write_verdicts), unless the deployment ended by then (its final
+// record carries it). Under a burst of pushes this spares
+// each node most hand-overs and most rows "superseded" (and the fleet their
+// replication).
+bool same_line(const deploy_task& a, const deploy_task& b, const route_rule& rule) {
+  return rule.supersede && a.kind == "deploy" && b.kind == "deploy" && a.repo == b.repo
+         && a.ref == b.ref && a.role == b.role;
+}
+
+void supersede_unsent(dispatcher_ptr self, const handover_queue::item& older,
+                      const deploy_task& newer) {
+  auto& st = self->state;
+  auto task = find_open_task(st, older.deploy_id, older.task_id);
+  if (!task)
+    return;
+  auto& r = task.slot->record;
+  r.state = "succeeded"; // progress_row's form of "superseded"
+  r.reason = io::superseded_reason(newer.sha, newer.deploy_id);
+  r.finished_at_ms = wall_clock_ms();
+  task.deployment->record.verdicts[r.task_id] = r.reason;
+  // Not every task was taken: no hand-over sample.
+  if (st.handover_waits.erase(older.deploy_id) > 0 && st.superseded_unsent != nullptr)
+    st.superseded_unsent->inc();
+  if (st.superseded_tasks != nullptr)
+    st.superseded_tasks->inc();
+  log::deploy()->debug("task {}/{} {} before it was sent", older.deploy_id, older.task_id,
+                       r.reason);
+  progress(self, older.deploy_id);
+  st.unwritten_verdicts.insert(older.deploy_id);
+}
+
+// Writes the records of deployments that got verdicts from supersede_unsent
+// and are still going (an ended one's final record has them): one write for
+// the several tasks a new deployment's hand-overs supersede.
+void write_verdicts(dispatcher_ptr self) {
+  auto& st = self->state;
+  for (const auto& id : std::exchange(st.unwritten_verdicts, {}))
+    if (auto* p = find_active(st, id))
+      put_row(self, "deployments", id, io::encode(p->record));
+}
+
+// hand_over, without write_verdicts.
+void queue_hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
+  auto& st = self->state;
+  auto task = find_open_task(st, id, task_id);
   if (!task)
     return;
   auto node = task.slot->record.node;
-  self->state.handovers[node].waiting.push_back(
-    {id, task_id, to_message(self->state, *task.slot)});
+  handover_queue::item item{id, task_id, to_message(st, *task.slot)};
+  auto& waiting = st.handovers[node].waiting;
+  auto newer = std::find_if(waiting.begin(), waiting.end(), [&](const auto& queued) {
+    return queued.deploy_id > id && same_line(queued.task, item.task, task.slot->rule);
+  });
+  if (newer != waiting.end()) { // a task handed over again after a restart
+    auto by = newer->task;
+    supersede_unsent(self, item, by);
+    return;
+  }
+  std::vector<handover_queue::item> older;
+  std::erase_if(waiting, [&](handover_queue::item& queued) {
+    if (!same_line(queued.task, item.task, task.slot->rule))
+      return false;
+    older.push_back(std::move(queued));
+    return true;
+  });
+  waiting.push_back(item);
+  for (const auto& o : older)
+    supersede_unsent(self, o, item.task);
   send_handovers(self, node);
+}
+
+} // namespace
+
+void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id) {
+  queue_hand_over(self, id, task_id);
+  write_verdicts(self);
 }
 
 // Runs a task lost with its node again on another live node of the role.
@@ -330,7 +399,7 @@ io::task_record progress_row(io::task_record row) {
 }
 
 bool was_superseded(const io::task_record& row) {
-  return row.state == "succeeded" && row.reason.rfind(superseded_prefix, 0) == 0;
+  return row.state == "succeeded" && io::is_superseded_reason(row.reason);
 }
 
 // Statuses, the latency sample and the final record once every task is final.
@@ -399,10 +468,11 @@ void dispatch_recorded(dispatcher_ptr self, const std::string& id) {
                       short_sha(rec.sha), rec.ref, prog.tasks.size());
   if (auto n = prog.assigned(); n > 0 && prog.received_ns > 0)
     self->state.handover_waits[id] = {prog.received_ns, n};
+  std::vector<std::string> assigned;
   for (const auto& [task_id, slot] : prog.tasks) {
     const auto& t = slot.record;
     if (t.state != "unassigned") {
-      hand_over(self, id, task_id); // its node writes its rows, from queued on
+      assigned.push_back(task_id);
       continue;
     }
     write_task(self, t);
@@ -411,6 +481,12 @@ void dispatch_recorded(dispatcher_ptr self, const std::string& id) {
                   + ": no live node holds role " + t.role,
                 id, task_id);
   }
+  // Its node writes its rows, from queued on. A hand-over may settle a
+  // deployment (this one too, superseded before it was sent), so `prog` is
+  // not used past this point.
+  for (const auto& task_id : assigned)
+    queue_hand_over(self, id, task_id);
+  write_verdicts(self);
   progress(self, id);
 }
 

@@ -71,6 +71,9 @@ struct dispatcher_state {
     size_t left = 0; // tasks not acknowledged yet
   };
   std::unordered_map<std::string, handover_wait> handover_waits; // by deployment id
+  // Deployments with tasks superseded before they were sent, whose records
+  // are to be written once the hand-overs at hand are queued.
+  std::set<std::string> unwritten_verdicts;
   caf::actor diff_worker;
   uint32_t next_id = 0;
   uint64_t ticks = 0;
@@ -79,6 +82,7 @@ struct dispatcher_state {
   io::histogram* settled_seconds = nullptr;  // arrival -> every task running or superseded
   io::counter* superseded_deployments = nullptr; // with at least one task superseded
   io::counter* superseded_tasks = nullptr;
+  io::counter* superseded_unsent = nullptr; // deployments, as handover_seconds skips them
   std::map<std::string, io::counter*> webhooks_total; // by result
 };
 
@@ -167,7 +171,9 @@ void fail_task(dispatcher_ptr self, const std::string& id, const std::string& ta
 // Sends the task to its node's deployer, in a batch with the node's other
 // tasks waiting while the previous batch is under way (struct
 // handover_queue); a node that does not take it fails the task with the
-// reason.
+// reason. Of two deploy tasks waiting for the same node, repository, ref and
+// role, the newer deployment's supersedes the other (a verdict in its
+// deployment's record), as the node would.
 void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id);
 // The membership of `node` changed: tasks waiting for it no longer wait for
 // the batch under way (its deployer may be gone); they go now.

@@ -89,6 +89,19 @@ void to_json(nlohmann::json& j, const alert_record& x) {
 
 // -- msgpack -------------------------------------------------------------------
 
+std::string superseded_reason(std::string_view sha, std::string_view deploy_id) {
+  return std::string{superseded_prefix} + std::string{sha.substr(0, 12)} + " ("
+         + std::string{deploy_id} + ")";
+}
+
+bool is_superseded_reason(std::string_view reason) {
+  return reason.substr(0, superseded_prefix.size()) == superseded_prefix;
+}
+
+std::string verdict_state(std::string_view reason) {
+  return is_superseded_reason(reason) ? "superseded" : "failed";
+}
+
 std::string encode(const task_record& x) {
   return codec_detail::encode_record(x);
 }

@@ -36,7 +36,8 @@ namespace brd::io {
 // Task states: queued -> running -> succeeded | failed | timed_out;
 // queued -> superseded when a newer deploy of the same repository and role
 // reached the node before it ran; unassigned when no live node holds the
-// role.
+// role. A task superseded before it was sent to its node has no row: its
+// deployment's `verdicts` say so.
 struct task_record {
   static constexpr uint32_t current_version = 100; // major 1, minor 0
   uint32_t v = current_version;
@@ -63,12 +64,24 @@ struct deployment_record {
   std::vector<std::string> task_ids;
   std::vector<std::string> changed; // first 100 changed paths
   int64_t created_at_ms = 0, finished_at_ms = 0;
-  // The dispatcher's own word on tasks it failed without their node, by task
-  // id: "node lost", "node X did not take the task: ...", "no progress from
-  // node X". The task row stays its node's; readers (the API) show such a
-  // task failed with this reason unless its row is final.
+  // The dispatcher's own word on tasks it settled without their node, by
+  // task id: "node lost", "node X did not take the task: ...", "no progress
+  // from node X", or a superseded_reason (a newer push's task for the same
+  // node was waiting to be sent with it). The task row stays its node's;
+  // readers (the API) show such a task with this reason, failed or
+  // superseded (verdict_state), unless its row is final.
   std::map<std::string, std::string> verdicts;
 };
+
+// The reason of a task a newer push superseded before it ran, in its row (the
+// deployer) or its deployment's verdicts (the dispatcher):
+// "superseded by <sha, 12 digits> (<deploy_id>)".
+inline constexpr std::string_view superseded_prefix = "superseded by ";
+std::string superseded_reason(std::string_view sha, std::string_view deploy_id);
+bool is_superseded_reason(std::string_view reason);
+
+// The state a verdict gives a task: "superseded" or "failed".
+std::string verdict_state(std::string_view reason);
 
 struct alert_record {
   static constexpr uint32_t current_version = 100;

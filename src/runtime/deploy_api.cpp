@@ -156,19 +156,26 @@ json rows_json(const std::vector<state_row>& rows) {
 }
 
 // Task rows with the dispatcher's verdicts (io::deployment_record) applied
-// (apply_verdict); a verdict on a task without a row adds one.
-json tasks_with_verdicts(const std::vector<state_row>& rows,
-                         const std::map<std::string, std::string>& verdicts) {
+// (apply_verdict); a verdict on a task without a row (never taken by its
+// node, or superseded before it was sent) adds one.
+json tasks_with_verdicts(const std::vector<state_row>& rows, const io::deployment_record& rec) {
   auto tasks = json::array();
-  auto left = verdicts;
+  auto left = rec.verdicts;
   for (const auto& row : rows)
     if (auto t = io::decode<io::task_record>(row.value)) {
-      apply_verdict(*t, verdicts);
+      apply_verdict(*t, rec.verdicts);
       left.erase(t->task_id);
       tasks.push_back(json(*t));
     }
   for (const auto& [task_id, reason] : left)
-    tasks.push_back({{"task_id", task_id}, {"state", "failed"}, {"reason", reason}});
+    tasks.push_back({{"deploy_id", rec.id},
+                     {"task_id", task_id},
+                     {"kind", rec.kind},
+                     {"repo", rec.repo},
+                     {"sha", rec.sha},
+                     {"ref", rec.ref},
+                     {"state", io::verdict_state(reason)},
+                     {"reason", reason}});
   return tasks;
 }
 
@@ -198,7 +205,7 @@ caf::expected<std::optional<json>> deployment_json(const ctx_ptr& ctx, const std
   if (!tasks)
     return tasks.error();
   json out = **rec;
-  out["tasks"] = tasks_with_verdicts(*tasks, (*rec)->verdicts);
+  out["tasks"] = tasks_with_verdicts(*tasks, **rec);
   return std::optional<json>{std::move(out)};
 }
 

@@ -35,7 +35,8 @@ struct route_rule {
   brd::placement placement = placement::all;
   std::chrono::seconds timeout{600};
   // A newer push of the same repository and ref replaces this role's task
-  // still queued on a node ("superseded", counted as success). False for
+  // still queued on a node, or still waiting on the edge to be sent to it
+  // ("superseded", counted as success). False for
   // roles whose every commit must run, such as tests: an untested commit
   // must not get a green status.
   bool supersede = true;

@@ -26,7 +26,7 @@ bool apply_verdict(io::task_record& row, const std::map<std::string, std::string
   auto v = verdicts.find(row.task_id);
   if (v == verdicts.end())
     return false;
-  row.state = "failed";
+  row.state = io::verdict_state(v->second);
   row.reason = v->second;
   return true;
 }

@@ -29,7 +29,8 @@ bool is_final_state(std::string_view state);
 
 // The dispatcher's word over a node's task row: a row that is not final and
 // has a verdict (deployment_record::verdicts, e.g. "node lost") reads as
-// failed with the verdict as its reason. True when it did.
+// failed, or superseded (io::verdict_state), with the verdict as its reason.
+// True when it did.
 bool apply_verdict(io::task_record& row, const std::map<std::string, std::string>& verdicts);
 
 struct task_slot {

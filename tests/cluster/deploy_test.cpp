@@ -596,6 +596,18 @@ std::vector<json> status_bodies(const recorder& github, const std::string& sha,
   return out;
 }
 
+// The overall status of `sha`, superseded by `by`: pending, then success
+// described "superseded by <by, 12 digits>".
+void check_superseded_status(deploy_site& site, const std::string& sha, const std::string& by) {
+  REQUIRE(site.github().wait_for([&](auto&) {
+    return status_bodies(site.github(), sha, "blackroad/deploy").size() == 2;
+  }, 10s));
+  auto posted = status_bodies(site.github(), sha, "blackroad/deploy");
+  CHECK(posted.front()["state"] == "pending");
+  CHECK(posted.back()["state"] == "success");
+  CHECK(posted.back()["description"] == "superseded by " + by.substr(0, 12));
+}
+
 // A deployment whose only task runs scripts/hang.sh on fe1, once the
 // script and its sleep both run: the deployment id and the script's group.
 struct hanging_task {
@@ -716,16 +728,61 @@ TEST_CASE("a newer push supersedes the task still queued behind a running one: s
   CHECK(skipped["started_at_ms"] == 0);
   // The first and the third ran, the second never did.
   CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{shas[0], shas[2]});
-  REQUIRE(site.github().wait_for([&](auto&) {
-    return status_bodies(site.github(), shas[1], "blackroad/deploy").size() == 2;
-  }, 10s));
-  auto posted = status_bodies(site.github(), shas[1], "blackroad/deploy");
-  CHECK(posted.back()["state"] == "success");
-  CHECK(posted.back()["description"] == "superseded by " + shas[2].substr(0, 12));
+  check_superseded_status(site, shas[1], shas[2]);
   // Every deployment's hand-over is sampled, also one that ended (its task
   // superseded) before its node's acknowledgement came back.
   auto handovers = find_metrics(parse_metrics(http_get_text(site.edge_port(), "/metrics").body),
                                 "brnode_deploy_handover_seconds_count");
+  REQUIRE(handovers.size() == 1);
+  CHECK(handovers[0].value == 3);
+}
+
+TEST_CASE("a newer push supersedes a task still waiting on the edge to be sent: it never "
+          "reaches its node") {
+  deploy_site site{edge_and_frontend()};
+  site.start();
+  std::vector<std::string> shas, ids;
+  for (auto v : {"a", "b", "c", "d"})
+    shas.push_back(site.commit({{"frontend/app.js", v}}));
+  auto push = [&](const std::string& sha) {
+    auto r = send_webhook(site.edge_port(), push_event(zeros, sha, {"frontend/app.js"}).dump(),
+                          site.secret(), new_delivery_id());
+    REQUIRE(r.status == 202);
+    ids.push_back(r.doc().value("deployment", ""));
+  };
+  // The first deployment makes the edge look up fe1's deployer, so the next
+  // hand-over goes out at once.
+  push(shas[0]);
+  REQUIRE(wait_deployment(site.edge_port(), ids[0], 60s).value("state", "") == "success");
+  // fe1 is frozen, so the second hand-over waits unanswered in its socket and
+  // the edge keeps fe1's next tasks queued: the fourth push's task supersedes
+  // the third's there. Three webhooks take well under the ~1 s that phi
+  // needs to call fe1 down.
+  auto& fe1 = site.nodes().process("fe1");
+  REQUIRE(::kill(fe1.pid(), SIGSTOP) == 0);
+  for (size_t i = 1; i < shas.size(); ++i)
+    push(shas[i]);
+  REQUIRE(::kill(fe1.pid(), SIGCONT) == 0);
+  std::vector<json> done;
+  for (const auto& id : ids) {
+    done.push_back(wait_deployment(site.edge_port(), id, 60s));
+    CHECK_MESSAGE(done.back().value("state", "") == "success", done.back().dump(2));
+  }
+  auto skipped = task_of(done[2], "frontend@fe1");
+  CHECK(skipped["state"] == "superseded");
+  CHECK(skipped["reason"] == "superseded by " + shas[3].substr(0, 12) + " (" + ids[3] + ")");
+  CHECK(skipped["sha"] == shas[2]);
+  // fe1 never got it: no row of it anywhere, and only the others ran.
+  CHECK(state_rows(site.nodes().http_port("fe1"), "tasks", ids[2] + "/").empty());
+  CHECK(state_rows(site.edge_port(), "tasks", ids[2] + "/").empty());
+  CHECK(lines_of(site.out("fe1-frontend.sha")) == strings{shas[0], shas[1], shas[3]});
+  check_superseded_status(site, shas[2], shas[3]);
+  auto metrics = parse_metrics(http_get_text(site.edge_port(), "/metrics").body);
+  auto unsent = find_metrics(metrics, "brnode_deploy_superseded_unsent_total");
+  REQUIRE(unsent.size() == 1);
+  CHECK(unsent[0].value == 1);
+  // The others were taken by fe1: one hand-over sample each.
+  auto handovers = find_metrics(metrics, "brnode_deploy_handover_seconds_count");
   REQUIRE(handovers.size() == 1);
   CHECK(handovers[0].value == 3);
 }

@@ -66,6 +66,19 @@ TEST_CASE("a verdict fails a row that is not final, and only that") {
   CHECK(other.state == "queued");
 }
 
+TEST_CASE("a superseding verdict reads as superseded, with its reason") {
+  auto reason = io::superseded_reason("0123456789abcdef0123456789abcdef01234567", "d-2");
+  CHECK(reason == "superseded by 0123456789ab (d-2)");
+  CHECK(io::is_superseded_reason(reason));
+  CHECK_FALSE(io::is_superseded_reason("node lost"));
+  CHECK(io::verdict_state(reason) == "superseded");
+  CHECK(io::verdict_state("node lost") == "failed");
+  auto queued = task("fe@a", "frontend", "a");
+  CHECK(apply_verdict(queued, {{"fe@a", reason}}));
+  CHECK(queued.state == "superseded");
+  CHECK(queued.reason == reason);
+}
+
 TEST_CASE("task states only move forward and a final state is final") {
   auto p = two_roles();
   auto t = p.tasks["fe@a"].record;
