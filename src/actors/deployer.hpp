@@ -31,8 +31,13 @@
 //   4 KB of output. A deploy task still waiting when a newer deploy of the
 //   same repository and role arrives ends "superseded" (reason "superseded
 //   by <sha12> (<deploy_id>)") without running; running tasks are never
-//   cancelled. A task running longer than alerts.long_build gets one
-//   alert record (kind "long_build") in table "alerts", key
+//   cancelled. A deploy task older (by deployment id, which grows with time)
+//   than one of the same repository, ref and role taken here before ends
+//   superseded by that one as it arrives (one handed over again after the
+//   edge restarted, or placed here again after its node was lost): an older
+//   commit never becomes active over a newer one. Neither applies to rules
+//   with supersede = false. A task running longer than alerts.long_build
+//   gets one alert record (kind "long_build") in table "alerts", key
 //   "<at_ms, 13 digits>/<id>".
 // - At start, what a killed previous run of this node left is cleaned up:
 //   the process groups of its scripts (<workspace>/running/) are killed, and

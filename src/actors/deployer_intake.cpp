@@ -17,38 +17,52 @@ namespace brd::deployer_detail {
 
 namespace {
 
+// Whether a newer deploy of `t`'s repository, ref and role may supersede it:
+// a deploy whose rule lets its role's commits be skipped (every node has the
+// fleet config; `supersede = false`: each one runs). Another branch's push
+// never supersedes (its commit is not a successor).
+bool skippable(const deployer_state& st, const deploy_task& t) {
+  if (t.kind != "deploy")
+    return false;
+  const auto* repo = find_repo(st.opts.fleet.deploy, t.repo);
+  const auto* rule = repo != nullptr ? rule_for_role(*repo, t.role) : nullptr;
+  return rule == nullptr || rule->supersede;
+}
+
+std::string line_of(const deploy_task& t) {
+  return t.repo + '\0' + t.ref + '\0' + t.role;
+}
+
+// Ends a task that will not run: its row "superseded" by `newer`.
+void supersede(deployer_ptr self, const waiting_task& w, const taken_deploy& newer) {
+  auto& st = self->state;
+  auto r = queued_record(self, w);
+  r.state = "superseded";
+  r.reason = io::superseded_reason(newer.sha, newer.deploy_id);
+  r.finished_at_ms = wall_clock_ms();
+  record(self, r);
+  if (auto c = st.metrics.finished.find("superseded"); c != st.metrics.finished.end())
+    c->second->inc();
+  st.in_flight.erase(key_of(r.deploy_id, r.task_id));
+  log::deploy()->debug("task {} {}", key_of(r.deploy_id, r.task_id), r.reason);
+}
+
 // A newer deploy of the same repository, ref and role makes the ones still
 // waiting for it pointless: they end "superseded" (a final state, which the
-// dispatcher counts as success) and never run. Running tasks are left alone;
-// another branch's push never supersedes (its commit is not a successor).
+// dispatcher counts as success) and never run. Running tasks are left alone.
 void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
   auto& st = self->state;
   auto i = st.waiting.find(newer.repo);
-  if (newer.kind != "deploy" || i == st.waiting.end())
-    return;
-  // Every node has the fleet config: the rule says whether this role's
-  // commits may be skipped (`supersede = false`: each one runs).
-  const auto* repo = find_repo(st.opts.fleet.deploy, newer.repo);
-  const auto* rule = repo != nullptr ? rule_for_role(*repo, newer.role) : nullptr;
-  if (rule != nullptr && !rule->supersede)
+  if (i == st.waiting.end() || !skippable(st, newer))
     return;
   auto& queue = i->second;
-  auto now = wall_clock_ms();
   for (auto w = queue.begin(); w != queue.end();) {
     if (w->task.kind != "deploy" || w->task.role != newer.role
         || w->task.ref != newer.ref) {
       ++w;
       continue;
     }
-    auto r = queued_record(self, *w);
-    r.state = "superseded";
-    r.reason = io::superseded_reason(newer.sha, newer.deploy_id);
-    r.finished_at_ms = now;
-    record(self, r);
-    if (auto c = st.metrics.finished.find("superseded"); c != st.metrics.finished.end())
-      c->second->inc();
-    st.in_flight.erase(key_of(r.deploy_id, r.task_id));
-    log::deploy()->debug("task {} {}", key_of(r.deploy_id, r.task_id), r.reason);
+    supersede(self, *w, {newer.deploy_id, newer.sha});
     w = queue.erase(w);
   }
 }
@@ -56,6 +70,19 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
 void enqueue(deployer_ptr self, deploy_task t) {
   auto& st = self->state;
   waiting_task w{t, st.next_seq++, wall_clock_ms()};
+  // A deploy older than one this node took already (deployment ids grow
+  // with time) arrives late: handed over again after the edge restarted, or
+  // placed here again after its node was lost. Running it would make an
+  // older commit active over a newer one, so it ends superseded by that one.
+  if (skippable(st, t)) {
+    taken_deploy mark{t.deploy_id, t.sha};
+    auto [newest, fresh] = st.newest_taken.try_emplace(line_of(t), mark);
+    if (!fresh && newest->second.deploy_id > t.deploy_id) {
+      supersede(self, w, newest->second);
+      return;
+    }
+    newest->second = std::move(mark);
+  }
   log::deploy()->debug("task {} queued for {}", key_of(t.deploy_id, t.task_id), t.repo);
   supersede_waiting(self, t);
   st.waiting[t.repo].push_back(std::move(w));

@@ -40,6 +40,10 @@ struct waiting_task {
   bool recorded = false; // its queued row is written
 };
 
+struct taken_deploy {
+  std::string deploy_id, sha;
+};
+
 struct running_task {
   io::task_record record;
   steady::time_point started;
@@ -59,6 +63,10 @@ struct deployer_state {
   std::map<std::string, std::deque<waiting_task>> waiting; // by repository
   std::map<std::string, running_task> running;            // by repository
   std::set<std::string> in_flight;                        // task keys
+  // The newest deploy taken per repository, ref and role ("repo\0ref\0role"),
+  // of rules that let commits be skipped: an older one arriving later ends
+  // superseded by it. One entry per branch ever pushed (in memory only).
+  std::map<std::string, taken_deploy> newest_taken;
   uint64_t next_seq = 0;
   bool queued_rows_due = false; // a tick to write queued rows is scheduled
   instruments metrics;

@@ -196,7 +196,9 @@ struct fixture {
 
   brd::deploy_task task(const std::string& sha, const std::string& repo = "blackroad/site") {
     brd::deploy_task t;
-    t.deploy_id = "d-" + std::to_string(++next_task);
+    char id[16];
+    std::snprintf(id, sizeof id, "d-%04d", ++next_task); // ids sort by age, as real ones
+    t.deploy_id = id;
     t.task_id = "web@pi-1";
     t.repo = repo;
     t.remote = remote_of(repo);
@@ -511,6 +513,32 @@ TEST_CASE("a newer deploy of the same role supersedes the one still waiting, whi
   CHECK(f.counted("superseded") == 1);
   for (const auto& e : f.runs())
     CHECK(e.deploy_id != t2.deploy_id);
+}
+
+TEST_CASE("a deploy older than one taken before arrives late: superseded by it, never run") {
+  fixture f;
+  auto older_sha = f.commit({});
+  auto newer_sha = f.commit({});
+  auto older = f.task(older_sha);
+  auto newer = f.task(newer_sha);
+  // The newer deployment is taken first (the older one's hand-over was lost
+  // with a restarted edge, which hands it over again later).
+  REQUIRE(f.send(newer) == newer.task_id);
+  CHECK(f.wait_final(newer).state == "succeeded");
+  REQUIRE(f.send(older) == older.task_id);
+  auto r = f.wait_final(older);
+  CHECK(r.state == "superseded");
+  CHECK(r.reason == "superseded by " + newer_sha.substr(0, 12) + " (" + newer.deploy_id + ")");
+  CHECK(r.started_at_ms == 0);
+  CHECK(f.active() == newer_sha);
+  for (const auto& e : f.runs())
+    CHECK(e.deploy_id != older.deploy_id);
+  // Another branch's push is not in the newer one's line: it runs.
+  auto feature = f.task(older_sha);
+  feature.deploy_id = "d-0000";
+  feature.ref = "refs/heads/feature";
+  REQUIRE(f.send(feature) == feature.task_id);
+  CHECK(f.wait_final(feature).state == "succeeded");
 }
 
 TEST_CASE("with supersede = false in the role's rule, every waiting deploy runs in order") {
