@@ -17,10 +17,10 @@ namespace brd::deployer_detail {
 
 namespace {
 
-// Whether a newer deploy of `t`'s repository, ref and role may supersede it:
-// a deploy whose rule lets its role's commits be skipped (every node has the
-// fleet config; `supersede = false`: each one runs). Another branch's push
-// never supersedes (its commit is not a successor).
+// Whether `t` may be superseded by a newer deploy of its line (repository,
+// ref and role: another branch's commit is no successor): a deploy whose
+// rule lets its role's commits be skipped (every node has the fleet config;
+// `supersede = false`: each one runs).
 bool skippable(const deployer_state& st, const deploy_task& t) {
   if (t.kind != "deploy")
     return false;

@@ -87,7 +87,7 @@ void to_json(nlohmann::json& j, const alert_record& x) {
   write_json(j, x);
 }
 
-// -- msgpack -------------------------------------------------------------------
+// -- reasons -------------------------------------------------------------------
 
 std::string superseded_reason(std::string_view sha, std::string_view deploy_id) {
   return std::string{superseded_prefix} + std::string{sha.substr(0, 12)} + " ("
@@ -101,6 +101,8 @@ bool is_superseded_reason(std::string_view reason) {
 std::string verdict_state(std::string_view reason) {
   return is_superseded_reason(reason) ? "superseded" : "failed";
 }
+
+// -- msgpack -------------------------------------------------------------------
 
 std::string encode(const task_record& x) {
   return codec_detail::encode_record(x);
