@@ -1,7 +1,5 @@
 // The restart path: deployments this node created and had not finished
 // when it stopped are followed again from their records and task rows.
-#include <cstdlib>
-
 #include "actors/dispatcher_state.hpp"
 #include "runtime/log.hpp"
 
@@ -37,32 +35,17 @@ void add_unseen_tasks(const dispatcher_state& st, deploy_progress& p, const repo
   for (const auto& task_id : p.record.task_ids) {
     if (p.tasks.count(task_id) > 0)
       continue;
-    auto at = task_id.find('@');
-    if (at == std::string::npos)
+    auto t = task_of_record(p.record, task_id);
+    if (!t || t->node.empty() || st.opts.fleet.find(t->node) == nullptr)
       continue;
-    io::task_record t;
-    t.node = task_id.substr(at + 1);
-    if (st.opts.fleet.find(t.node) == nullptr) { // node.N: a later attempt
-      auto dot = t.node.rfind('.');
-      if (dot == std::string::npos)
-        continue;
-      t.attempt = static_cast<uint32_t>(std::strtoul(t.node.c_str() + dot + 1, nullptr, 10));
-      t.node.resize(dot);
-    }
     const route_rule* rule = nullptr;
     if (repo != nullptr)
       for (const auto& r : repo->rules)
-        if (make_task_id(r.role, t.node, t.attempt) == task_id)
+        if (make_task_id(r.role, t->node, t->attempt) == task_id)
           rule = &r;
-    t.role = rule ? rule->role : task_id.substr(0, at);
-    t.deploy_id = p.record.id;
-    t.task_id = task_id;
-    t.kind = p.record.kind;
-    t.repo = p.record.repo;
-    t.sha = p.record.sha;
-    t.ref = p.record.ref;
-    t.queued_at_ms = p.record.created_at_ms;
-    p.add(std::move(t), rule ? *rule : route_rule{});
+    if (rule != nullptr)
+      t->role = rule->role; // the id has it with unsafe characters replaced
+    p.add(std::move(*t), rule ? *rule : route_rule{});
     if (p.record.verdicts.count(task_id) == 0)
       p.tasks.at(task_id).unseen_since_ms = wall_clock_ms();
   }

@@ -155,28 +155,43 @@ json rows_json(const std::vector<state_row>& rows) {
   return out;
 }
 
-// Task rows with the dispatcher's verdicts (io::deployment_record) applied
-// (apply_verdict); a verdict on a task without a row (never taken by its
-// node, or superseded before it was sent) adds one.
-json tasks_with_verdicts(const std::vector<state_row>& rows, const io::deployment_record& rec) {
-  auto tasks = json::array();
+// The tasks of deployment `rec`, by task key: its task rows (`rows`) with
+// the dispatcher's verdicts applied (apply_verdict), and for a verdict on a
+// task without a row (never taken by its node, or superseded before it was
+// sent) the task as its record and the verdict tell.
+void add_tasks(std::map<std::string, io::task_record>& out, const io::deployment_record& rec,
+               const std::vector<io::task_record>& rows) {
   auto left = rec.verdicts;
-  for (const auto& row : rows)
-    if (auto t = io::decode<io::task_record>(row.value)) {
-      apply_verdict(*t, rec.verdicts);
-      left.erase(t->task_id);
-      tasks.push_back(json(*t));
-    }
+  for (auto t : rows) {
+    apply_verdict(t, rec.verdicts);
+    left.erase(t.task_id);
+    auto key = task_key(t.deploy_id, t.task_id);
+    out[key] = std::move(t);
+  }
   for (const auto& [task_id, reason] : left)
-    tasks.push_back({{"deploy_id", rec.id},
-                     {"task_id", task_id},
-                     {"kind", rec.kind},
-                     {"repo", rec.repo},
-                     {"sha", rec.sha},
-                     {"ref", rec.ref},
-                     {"state", io::verdict_state(reason)},
-                     {"reason", reason}});
-  return tasks;
+    if (auto t = task_of_record(rec, task_id)) {
+      t->state = io::verdict_state(reason);
+      t->reason = reason;
+      t->finished_at_ms = rec.finished_at_ms;
+      out[task_key(rec.id, task_id)] = std::move(*t);
+    }
+}
+
+std::vector<io::task_record> decode_tasks(const std::vector<state_row>& rows) {
+  std::vector<io::task_record> out;
+  for (const auto& row : rows)
+    if (auto t = io::decode<io::task_record>(row.value))
+      out.push_back(std::move(*t));
+  return out;
+}
+
+json tasks_with_verdicts(const std::vector<state_row>& rows, const io::deployment_record& rec) {
+  std::map<std::string, io::task_record> tasks;
+  add_tasks(tasks, rec, decode_tasks(rows));
+  auto out = json::array();
+  for (const auto& [key, t] : tasks)
+    out.push_back(json(t));
+  return out;
 }
 
 // Deployment `id`'s record, or nullopt when there is none.
@@ -219,39 +234,39 @@ io::http_response on_list(const ctx_ptr& ctx, req_t req) {
   return reply(200, rows_json<io::deployment_record>(newest));
 }
 
-// The dispatcher's verdicts (deployment_record::verdicts) on the tasks of
-// deployment `id`; empty when it has none or cannot be read.
-std::map<std::string, std::string> verdicts_of(const ctx_ptr& ctx, const std::string& id) {
-  auto rec = deployment_of(ctx, id);
-  if (!rec || !*rec)
-    return {};
-  return std::move((*rec)->verdicts);
-}
-
-// Task rows, newest deployment first, with the verdicts applied to the rows
-// that are not final (a task of a node that never came back shows "failed:
-// node lost", as on its deployment), then filtered by ?state= and ?node=.
+// Tasks, newest deployment first, as on their deployments (add_tasks: a
+// task of a node that never came back shows "failed: node lost", one
+// superseded before it was sent "superseded"), filtered by ?state= and
+// ?node=.
 io::http_response on_tasks(const ctx_ptr& ctx, req_t req) {
   auto rows = scan(ctx, "tasks", "");
   if (!rows)
     return failure(rows.error());
+  auto deployments = scan(ctx, "deployments", std::string{deployment_prefix});
+  if (!deployments)
+    return failure(deployments.error());
+  std::map<std::string, std::vector<io::task_record>> by_deployment;
+  for (auto& t : decode_tasks(*rows)) {
+    auto id = t.deploy_id;
+    by_deployment[id].push_back(std::move(t));
+  }
+  std::map<std::string, io::task_record> tasks; // by task key
+  for (const auto& row : *deployments)
+    if (auto rec = io::decode<io::deployment_record>(row.value)) {
+      add_tasks(tasks, *rec, by_deployment[rec->id]);
+      by_deployment.erase(rec->id);
+    }
+  for (auto& [id, orphans] : by_deployment) // rows whose deployment record is gone
+    for (auto& t : orphans)
+      tasks[task_key(t.deploy_id, t.task_id)] = std::move(t);
   auto limit = limit_param(req, 100, 10000);
   auto state = req.params.count("state") ? req.params.at("state") : "";
   auto node = req.params.count("node") ? req.params.at("node") : "";
-  std::map<std::string, std::map<std::string, std::string>> verdicts; // by deployment
   auto out = json::array();
-  for (auto i = rows->rbegin(); i != rows->rend() && out.size() < limit; ++i) {
-    auto t = io::decode<io::task_record>(i->value);
-    if (!t)
-      continue;
-    if (!is_final_state(t->state)) {
-      auto v = verdicts.find(t->deploy_id);
-      if (v == verdicts.end())
-        v = verdicts.emplace(t->deploy_id, verdicts_of(ctx, t->deploy_id)).first;
-      apply_verdict(*t, v->second);
-    }
-    if ((state.empty() || t->state == state) && (node.empty() || t->node == node))
-      out.push_back(json(*t));
+  for (auto i = tasks.rbegin(); i != tasks.rend() && out.size() < limit; ++i) {
+    const auto& t = i->second;
+    if ((state.empty() || t.state == state) && (node.empty() || t.node == node))
+      out.push_back(json(t));
   }
   return reply(200, out);
 }

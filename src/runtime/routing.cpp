@@ -1,6 +1,7 @@
 #include "runtime/routing.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 
 #include <map>
@@ -37,6 +38,42 @@ std::string make_task_id(std::string_view role, std::string_view node, uint32_t 
   if (attempt > 1)
     id += "." + std::to_string(attempt);
   return id;
+}
+
+std::optional<task_id_parts> parse_task_id(std::string_view task_id) {
+  auto at = task_id.find('@');
+  if (at == std::string_view::npos)
+    return std::nullopt;
+  task_id_parts out;
+  out.role = task_id.substr(0, at);
+  auto node = task_id.substr(at + 1);
+  if (auto dot = node.find('.'); dot != std::string_view::npos) {
+    out.attempt = static_cast<uint32_t>(std::strtoul(std::string{node.substr(dot + 1)}.c_str(),
+                                                     nullptr, 10));
+    node = node.substr(0, dot);
+  }
+  if (node != "unassigned")
+    out.node = node;
+  return out;
+}
+
+std::optional<io::task_record> task_of_record(const io::deployment_record& rec,
+                                              std::string_view task_id) {
+  auto parts = parse_task_id(task_id);
+  if (!parts)
+    return std::nullopt;
+  io::task_record t;
+  t.deploy_id = rec.id;
+  t.task_id = task_id;
+  t.kind = rec.kind;
+  t.repo = rec.repo;
+  t.sha = rec.sha;
+  t.ref = rec.ref;
+  t.role = std::move(parts->role);
+  t.node = std::move(parts->node);
+  t.attempt = parts->attempt;
+  t.queued_at_ms = rec.created_at_ms;
+  return t;
 }
 
 // -- the repository and the ref ----------------------------------------------------

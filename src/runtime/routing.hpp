@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -41,6 +42,21 @@ std::string task_key(std::string_view deploy_id, std::string_view task_id);
 // "<role>@unassigned" without a node. Characters of the role outside
 // [A-Za-z0-9._-] become '_' so the id is safe in keys and file names.
 std::string make_task_id(std::string_view role, std::string_view node, uint32_t attempt);
+
+// The parts of a task id from make_task_id: the role as it appears there, the
+// node ("" for "unassigned"; node names have no '.') and the attempt. None
+// for a string without '@'.
+struct task_id_parts {
+  std::string role, node;
+  uint32_t attempt = 1;
+};
+std::optional<task_id_parts> parse_task_id(std::string_view task_id);
+
+// Task `task_id` of deployment `rec` as far as the id and the record tell
+// (state "queued", no node's word yet): for a task without a row. None when
+// the id has no node part.
+std::optional<io::task_record> task_of_record(const io::deployment_record& rec,
+                                              std::string_view task_id);
 
 // -- the repository and the ref ----------------------------------------------------
 

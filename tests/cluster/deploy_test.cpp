@@ -772,6 +772,18 @@ TEST_CASE("a newer push supersedes a task still waiting on the edge to be sent: 
   CHECK(skipped["state"] == "superseded");
   CHECK(skipped["reason"] == "superseded by " + shas[3].substr(0, 12) + " (" + ids[3] + ")");
   CHECK(skipped["sha"] == shas[2]);
+  CHECK(skipped["node"] == "fe1");
+  CHECK(skipped["role"] == "frontend");
+  // /api/tasks lists it as its deployment shows it.
+  auto listed = http_get_json(site.edge_port(), "/api/tasks?state=superseded&node=fe1");
+  REQUIRE(listed.status == 200);
+  REQUIRE(listed.body.is_array());
+  CHECK(listed.body.size() == 1);
+  for (const auto& t : listed.body) {
+    CHECK(t["deploy_id"] == ids[2]);
+    CHECK(t["task_id"] == "frontend@fe1");
+    CHECK(t["reason"] == skipped["reason"]);
+  }
   // fe1 never got it: no row of it anywhere, and only the others ran.
   CHECK(state_rows(site.nodes().http_port("fe1"), "tasks", ids[2] + "/").empty());
   CHECK(state_rows(site.edge_port(), "tasks", ids[2] + "/").empty());
