@@ -341,12 +341,12 @@ void queue_hand_over(dispatcher_ptr self, const std::string& id, const std::stri
     supersede_unsent(self, item, by);
     return;
   }
-  std::vector<handover_queue::item> older;
-  std::erase_if(waiting, [&](handover_queue::item& queued) {
-    if (!same_line(queued.task, item.task, task.slot->rule))
-      return false;
-    older.push_back(std::move(queued));
-    return true;
+  std::vector<handover_queue::item> older; // every one of the line: none is newer
+  for (const auto& queued : waiting)
+    if (same_line(queued.task, item.task, task.slot->rule))
+      older.push_back(queued);
+  std::erase_if(waiting, [&](const handover_queue::item& queued) {
+    return same_line(queued.task, item.task, task.slot->rule);
   });
   waiting.push_back(item);
   for (const auto& o : older)
