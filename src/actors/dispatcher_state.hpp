@@ -168,6 +168,11 @@ void fail_without_node(dispatcher_ptr self, deploy_progress& p, task_slot& slot,
 void fail_task(dispatcher_ptr self, const std::string& id, const std::string& task_id,
                const std::string& reason);
 
+// Runs a task lost with its node again on another live node of the role.
+void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost);
+
+// -- dispatcher_handover.cpp: handing tasks to deployers ----------------------------
+
 // Sends the task to its node's deployer, in a batch with the node's other
 // tasks waiting while the previous batch is under way (struct
 // handover_queue); a node that does not take it fails the task with the
@@ -175,12 +180,14 @@ void fail_task(dispatcher_ptr self, const std::string& id, const std::string& ta
 // role, the newer deployment's supersedes the other (a verdict in its
 // deployment's record), as the node would.
 void hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id);
+// hand_over without writing the verdicts it gave (write_verdicts): for a
+// deployment handing over all its tasks, so that the tasks they supersede
+// cost one record write per deployment.
+void queue_hand_over(dispatcher_ptr self, const std::string& id, const std::string& task_id);
+void write_verdicts(dispatcher_ptr self);
 // The membership of `node` changed: tasks waiting for it no longer wait for
 // the batch under way (its deployer may be gone); they go now.
 void restart_handovers(dispatcher_ptr self, const node_name& node);
-
-// Runs a task lost with its node again on another live node of the role.
-void place_again(dispatcher_ptr self, deploy_progress& p, task_slot& lost);
 
 // -- dispatcher_loss.cpp: tasks whose node went away ----------------------------------
 
