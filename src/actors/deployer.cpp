@@ -244,6 +244,9 @@ void check_long_builds(deployer_ptr self) {
 // the rest of its scripts' process groups (the scripts themselves died with
 // it) are killed, and its task rows still queued or running are failed with
 // reason "node lost". Rows of tasks this incarnation took are left alone.
+// The newest deploy it took of each line is remembered (remember_taken).
+// The state actor answers in order, so the scan's answer comes before that
+// of any task's once-only check: no task is queued before it.
 void recover(deployer_ptr self) {
   auto& st = self->state;
   std::error_code ec;
@@ -262,7 +265,10 @@ void recover(deployer_ptr self) {
       [=](const std::vector<state_row>& rows) {
         for (const auto& row : rows) {
           auto r = io::decode<io::task_record>(row.value);
-          if (!r || r->node != self->state.opts.self || r->queued_at_ms >= began
+          if (!r || r->node != self->state.opts.self)
+            continue;
+          remember_taken(self->state, *r);
+          if (r->queued_at_ms >= began
               || (r->state != "queued" && r->state != "running")
               || self->state.in_flight.count(key_of(r->deploy_id, r->task_id)) > 0)
             continue;

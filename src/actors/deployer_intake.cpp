@@ -29,10 +29,6 @@ bool skippable(const deployer_state& st, const deploy_task& t) {
   return rule == nullptr || rule->supersede;
 }
 
-std::string line_of(const deploy_task& t) {
-  return t.repo + '\0' + t.ref + '\0' + t.role;
-}
-
 // Ends a task that will not run: its row "superseded" by `newer`.
 void supersede(deployer_ptr self, const waiting_task& w, const taken_deploy& newer) {
   auto& st = self->state;
@@ -57,8 +53,7 @@ void supersede_waiting(deployer_ptr self, const deploy_task& newer) {
     return;
   auto& queue = i->second;
   for (auto w = queue.begin(); w != queue.end();) {
-    if (w->task.kind != "deploy" || w->task.role != newer.role
-        || w->task.ref != newer.ref) {
+    if (!same_line(w->task, newer)) {
       ++w;
       continue;
     }
@@ -76,7 +71,7 @@ void enqueue(deployer_ptr self, deploy_task t) {
   // older commit active over a newer one, so it ends superseded by that one.
   if (skippable(st, t)) {
     taken_deploy mark{t.deploy_id, t.sha};
-    auto [newest, fresh] = st.newest_taken.try_emplace(line_of(t), mark);
+    auto [newest, fresh] = st.newest_taken.try_emplace(line_key(t), mark);
     if (!fresh && newest->second.deploy_id > t.deploy_id) {
       supersede(self, w, newest->second);
       return;
@@ -147,6 +142,19 @@ void take(deployer_ptr self, deploy_task t,
 }
 
 } // namespace
+
+void remember_taken(deployer_state& st, const io::task_record& r) {
+  deploy_task t;
+  t.kind = r.kind;
+  t.repo = r.repo;
+  t.ref = r.ref;
+  t.role = r.role;
+  if (!skippable(st, t))
+    return;
+  auto& newest = st.newest_taken[line_key(t)];
+  if (newest.deploy_id < r.deploy_id)
+    newest = {r.deploy_id, r.sha};
+}
 
 // Writes the queued rows of waiting tasks that have none yet.
 void record_waiting(deployer_ptr self) {

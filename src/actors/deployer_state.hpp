@@ -65,7 +65,8 @@ struct deployer_state {
   std::set<std::string> in_flight;                        // task keys
   // The newest deploy taken per repository, ref and role ("repo\0ref\0role"),
   // of rules that let commits be skipped: an older one arriving later ends
-  // superseded by it. One entry per branch ever pushed (in memory only).
+  // superseded by it. One entry per branch ever pushed; after a restart,
+  // relearned from this node's task rows (recover, deployer.cpp).
   std::map<std::string, taken_deploy> newest_taken;
   uint64_t next_seq = 0;
   bool queued_rows_due = false; // a tick to write queued rows is scheduled
@@ -90,6 +91,11 @@ io::task_record queued_record(deployer_ptr self, const waiting_task& w);
 void pump(deployer_ptr self);
 
 // -- deployer_intake.cpp ------------------------------------------------------------
+
+// Notes a deploy this node took, found in its task rows after a restart, as
+// the newest of its line if it is: an older deploy of the line arriving
+// later ends superseded by it instead of running.
+void remember_taken(deployer_state& st, const io::task_record& r);
 
 // Writes the queued rows of waiting tasks that have none yet.
 void record_waiting(deployer_ptr self);

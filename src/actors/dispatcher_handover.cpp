@@ -171,8 +171,7 @@ namespace {
 // each node most hand-overs and most rows "superseded" (and the fleet their
 // replication).
 bool same_line(const deploy_task& a, const deploy_task& b, const route_rule& rule) {
-  return rule.supersede && a.kind == "deploy" && b.kind == "deploy" && a.repo == b.repo
-         && a.ref == b.ref && a.role == b.role;
+  return rule.supersede && brd::same_line(a, b);
 }
 
 void supersede_unsent(dispatcher_ptr self, const handover_queue::item& older,

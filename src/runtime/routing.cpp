@@ -181,6 +181,15 @@ const route_rule* rule_for_role(const repo_config& repo, std::string_view role) 
   return nullptr;
 }
 
+bool same_line(const deploy_task& a, const deploy_task& b) {
+  return a.kind == "deploy" && b.kind == "deploy" && a.repo == b.repo && a.ref == b.ref
+         && a.role == b.role;
+}
+
+std::string line_key(const deploy_task& t) {
+  return t.repo + '\0' + t.ref + '\0' + t.role;
+}
+
 std::vector<node_name> targets_for(const route_rule& rule,
                                    const std::vector<route_member>& members,
                                    const std::set<node_name>& exclude) {

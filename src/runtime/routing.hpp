@@ -20,6 +20,7 @@
 #include "io/deploy_records.hpp"
 #include "io/github_webhook.hpp"
 #include "runtime/config.hpp"
+#include "runtime/deploy_messages.hpp"
 #include "runtime/messages.hpp"
 
 namespace brd {
@@ -112,6 +113,15 @@ std::vector<route_rule> rules_for(const repo_config& repo,
 
 // The first rule naming `role`, or nullptr.
 const route_rule* rule_for_role(const repo_config& repo, std::string_view role);
+
+// Deploy tasks of one line: both deploys of the same repository, ref and
+// role (another branch's commit is no successor). Under a rule with
+// `supersede` (the default), the newer deployment's task of a line makes an
+// older one still waiting pointless: the dispatcher's hand-over queue and
+// the deployer's queue both go by this.
+bool same_line(const deploy_task& a, const deploy_task& b);
+// A key naming a task's line: repository, ref and role.
+std::string line_key(const deploy_task& t);
 
 // The nodes that run `rule`: every live node holding the role (placement
 // all) or the least-loaded one (placement one; no load sample counts as the

@@ -132,6 +132,7 @@ struct fixture {
   caf::actor sink = sys.spawn(recorder, seen);
   std::shared_ptr<brd::io::metrics_registry> metrics
     = std::make_shared<brd::io::metrics_registry>();
+  brd::deployer_options options;
   brd::deployer_actor deployer;
   int next_task = 0;
 
@@ -143,7 +144,7 @@ struct fixture {
     git(work, {"init", "-q"});
     write_file(work / "scripts" / "build.sh", build_script);
     fs::permissions(work / "scripts" / "build.sh", fs::perms::owner_all, fs::perm_options::add);
-    brd::deployer_options opts;
+    auto& opts = options;
     opts.fleet.cluster = "test";
     opts.fleet.deploy.settings.max_parallel = max_parallel;
     opts.fleet.deploy.alerts.long_build = long_build;
@@ -168,6 +169,15 @@ struct fixture {
   ~fixture() {
     caf::anon_send_exit(deployer, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(sink, caf::exit_reason::user_shutdown);
+  }
+
+  // The node restarts: a new deployer on the same data and store.
+  void restart() {
+    caf::scoped_actor self{sys};
+    self->monitor(deployer);
+    self->send_exit(deployer, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+    deployer = brd::spawn_deployer(sys, options);
   }
 
   // Commits the work tree with `files` set ("" removes one) and pushes it to
@@ -525,6 +535,10 @@ TEST_CASE("a deploy older than one taken before arrives late: superseded by it, 
   // with a restarted edge, which hands it over again later).
   REQUIRE(f.send(newer) == newer.task_id);
   CHECK(f.wait_final(newer).state == "succeeded");
+  SUBCASE("while the node runs") {}
+  SUBCASE("after the node restarted: what it took is relearned from its task rows") {
+    f.restart();
+  }
   REQUIRE(f.send(older) == older.task_id);
   auto r = f.wait_final(older);
   CHECK(r.state == "superseded");
