@@ -86,6 +86,8 @@ state_store::apply_snapshot(const state_snapshot& snap) {
   std::vector<state_entry> changed;
   batch b;
   row_merger rows{db_, b};
+  if (auto err = rows.prefetch(snap.rows))
+    return err;
   for (auto row : snap.rows) {
     if (row.tombstone)
       row.value.clear();

@@ -276,21 +276,25 @@ state_store::apply(const std::vector<state_entry>& entries) {
       halted.insert(e.origin);
       continue;
     }
-    auto entry = e;
+    auto& entry = result.applied.emplace_back(e);
     if (entry.tombstone)
       entry.value.clear();
+    have = entry.seq;
+    clock_.observe(entry.hlc);
+  }
+  if (result.applied.empty())
+    return result;
+  // The rows these entries may replace, read in one MultiGet per table.
+  if (auto err = rows.prefetch(result.applied, hlc_floor_))
+    return err;
+  for (const auto& entry : result.applied) {
     auto won = rows.offer(entry, hlc_floor_);
     if (!won)
       return std::move(won.error());
     stage_log(b, entry);
-    have = entry.seq;
-    clock_.observe(entry.hlc);
     if (*won)
       result.changed.push_back(entry);
-    result.applied.push_back(std::move(entry));
   }
-  if (result.applied.empty())
-    return result;
   for (const auto& [origin, seq] : seen)
     if (seq > written(origin))
       b.put(vv_cf, origin, be64(seq));

@@ -193,14 +193,42 @@ public:
       if (!wins(e.hlc, e.origin, i->second.first, i->second.second))
         return false;
     } else if (floor == 0 || e.hlc <= floor) {
-      auto current = read_row(db_, e.table, e.key);
+      auto current = current_stamp(e);
       if (!current)
         return std::move(current.error());
-      if (*current && !wins(e.hlc, e.origin, (*current)->hlc, (*current)->origin))
+      if (*current && !wins(e.hlc, e.origin, (*current)->first, (*current)->second))
         return false;
     }
     stage(e);
     return true;
+  }
+
+  // Reads at once (one MultiGet per table) the rows that offer(e, floor)
+  // would read one at a time, for each e of `entries`; offer() then uses
+  // them. Call before offering any of them.
+  template <class Entries>
+  caf::error prefetch(const Entries& entries, hlc_time floor = 0) {
+    std::map<std::string_view, std::vector<std::string_view>> keys; // by table
+    for (const auto& e : entries)
+      if (floor == 0 || e.hlc <= floor)
+        keys[e.table].push_back(e.key);
+    for (const auto& [table, of_table] : keys) {
+      auto rows = db_.multi_get(table, of_table);
+      if (!rows)
+        return std::move(rows.error());
+      for (size_t i = 0; i < of_table.size(); ++i) {
+        std::optional<stamp> found;
+        if (const auto& bytes = (*rows)[i]) {
+          auto row = decode_row_envelope(*bytes);
+          if (!row)
+            return std::move(row.error());
+          found = stamp{row->hlc, std::move(row->origin)};
+        }
+        stored_.insert_or_assign({std::string{table}, std::string{of_table[i]}},
+                                 std::move(found));
+      }
+    }
+    return caf::none;
   }
 
   // Stages `e` without a check: for stamps above every stored one.
@@ -213,11 +241,25 @@ public:
   }
 
 private:
+  using stamp = std::pair<uint64_t, std::string>; // (hlc, origin)
+  using row_key = std::pair<std::string, std::string>; // (table, key)
+
+  // The (hlc, origin) of the stored row e would replace, if there is one.
+  caf::expected<std::optional<stamp>> current_stamp(const state_entry& e) const {
+    if (auto i = stored_.find({e.table, e.key}); i != stored_.end())
+      return i->second;
+    auto current = read_row(db_, e.table, e.key);
+    if (!current)
+      return std::move(current.error());
+    if (!*current)
+      return std::optional<stamp>{};
+    return std::optional<stamp>{stamp{(*current)->hlc, std::move((*current)->origin)}};
+  }
+
   const store& db_;
   batch& batch_;
-  std::map<std::pair<std::string, std::string>,
-           std::pair<uint64_t, std::string>>
-    staged_;
+  std::map<row_key, stamp> staged_;
+  std::map<row_key, std::optional<stamp>> stored_; // prefetched rows
 };
 
 } // namespace brd::io::detail

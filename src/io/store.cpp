@@ -334,6 +334,34 @@ store::get(std::string_view cf, std::string_view key) const {
   return std::optional<std::string>{std::move(value)};
 }
 
+caf::expected<std::vector<std::optional<std::string>>>
+store::multi_get(std::string_view cf, const std::vector<std::string_view>& keys) const {
+  auto handle = impl_->family(cf, dir_);
+  if (!handle)
+    return std::move(handle.error());
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (auto key : keys)
+    slices.push_back(slice(key));
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  impl_->db->MultiGet(rocksdb::ReadOptions{}, *handle, keys.size(), slices.data(),
+                      values.data(), statuses.data());
+  std::vector<std::optional<std::string>> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      out.emplace_back();
+    } else if (!statuses[i].ok()) {
+      return status_error(statuses[i], "cannot read from '" + std::string{cf} + "'",
+                          dir_);
+    } else {
+      out.emplace_back(values[i].ToString());
+    }
+  }
+  return out;
+}
+
 caf::error store::erase(std::string_view cf, std::string_view key, bool sync) {
   auto handle = impl_->family(cf, dir_);
   if (!handle)

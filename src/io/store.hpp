@@ -70,6 +70,12 @@ public:
   caf::expected<std::optional<std::string>> get(std::string_view cf,
                                                 std::string_view key) const;
 
+  // get() for many keys of one family at once: RocksDB's batched MultiGet,
+  // one pass over the memtables and each file's filter and index for all of
+  // them. Element i answers keys[i].
+  caf::expected<std::vector<std::optional<std::string>>>
+  multi_get(std::string_view cf, const std::vector<std::string_view>& keys) const;
+
   // Erasing an absent key succeeds.
   caf::error erase(std::string_view cf, std::string_view key, bool sync = true);
 

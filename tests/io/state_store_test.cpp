@@ -309,6 +309,25 @@ TEST_CASE("merge: with equal hlc the higher origin name wins on every node") {
   CHECK(x.value_of("tasks", "k") == record("b's"));
 }
 
+TEST_CASE("merge: a batch of several entries for stored keys keeps the newest of each") {
+  temp_dir tmp;
+  node c{tmp, "c"};
+  c.apply({entry("a", 1, 500, "k1", "a's k1"), entry("a", 2, 500, "k2", "a's k2")});
+  // Older, newer and older again for k1; only older ones for k2; a new k3.
+  auto result = c.apply({entry("b", 1, 400, "k1", "b's old k1"),
+                         entry("b", 2, 600, "k1", "b's new k1"),
+                         entry("b", 3, 450, "k2", "b's old k2"),
+                         entry("b", 4, 550, "k1", "b's k1 between"),
+                         entry("b", 5, 100, "k3", "b's k3")});
+  CHECK(result.applied.size() == 5);
+  REQUIRE(result.changed.size() == 2);
+  CHECK(result.changed[0].seq == 2);
+  CHECK(result.changed[1].seq == 5);
+  CHECK(c.value_of("tasks", "k1") == record("b's new k1"));
+  CHECK(c.value_of("tasks", "k2") == record("a's k2"));
+  CHECK(c.value_of("tasks", "k3") == record("b's k3"));
+}
+
 TEST_CASE("re-applying entries changes nothing and returns nothing") {
   temp_dir tmp;
   node b{tmp, "b"};

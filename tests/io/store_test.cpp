@@ -59,6 +59,28 @@ TEST_CASE("put, get and erase keep column families apart") {
   CHECK(db->dir() == tmp.sub("data"));
 }
 
+TEST_CASE("multi_get answers each key in order, absent and repeated keys too") {
+  temp_dir tmp;
+  auto db = open_store(tmp.sub("data"));
+  CHECK_FALSE(db->put("tasks", "b", "2"));
+  CHECK_FALSE(db->put("tasks", "a", "1", false));
+  CHECK_FALSE(db->put("nodes", "c", "other family"));
+  std::vector<std::string_view> keys{"b", "c", "a", "b"};
+  auto got = db->multi_get("tasks", keys);
+  REQUIRE(got);
+  REQUIRE(got->size() == 4);
+  CHECK((*got)[0] == "2");
+  CHECK((*got)[1] == std::nullopt);
+  CHECK((*got)[2] == "1");
+  CHECK((*got)[3] == "2");
+  auto none = db->multi_get("tasks", {});
+  REQUIRE(none);
+  CHECK(none->empty());
+  auto unknown = db->multi_get("nope", keys);
+  REQUIRE_FALSE(unknown);
+  CHECK(to_string(unknown.error()).find("'nope'") != std::string::npos);
+}
+
 TEST_CASE("scan returns the keys with a prefix in key order up to a limit") {
   temp_dir tmp;
   auto db = open_store(tmp.sub("data"));
