@@ -28,6 +28,8 @@
 #include "io/task_runner.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
+#include "runtime/retention.hpp"
+#include "runtime/routing.hpp"
 #include "runtime/wall_clock.hpp"
 
 namespace brd::deployer_detail {
@@ -98,17 +100,8 @@ void record(deployer_ptr self, const io::task_record& r) {
 
 io::task_record queued_record(deployer_ptr self, const waiting_task& w) {
   const auto& t = w.task;
-  io::task_record r;
-  r.deploy_id = t.deploy_id;
-  r.task_id = t.task_id;
-  r.kind = t.kind;
-  r.repo = t.repo;
-  r.sha = t.sha;
-  r.ref = t.ref;
-  r.role = t.role;
-  r.node = self->state.opts.self;
+  auto r = task_record_of(t, self->state.opts.self);
   r.queued_at_ms = w.queued_at_ms;
-  r.attempt = t.attempt;
   auto log_path = self->state.ws.log_path(t.deploy_id, t.task_id);
   r.log_path = log_path ? *log_path : std::string{};
   return r;
@@ -240,13 +233,56 @@ void check_long_builds(deployer_ptr self) {
   }
 }
 
+// One task row found at start: the newest deploy of its line this node
+// took is remembered (remember_taken); a row of the previous incarnation
+// still queued or running is failed with reason "node lost" (the script
+// died with that incarnation). Rows of tasks this incarnation took are left
+// alone.
+void recover_row(deployer_ptr self, int64_t began, const state_row& row) {
+  auto r = io::decode<io::task_record>(row.value);
+  if (!r || r->node != self->state.opts.self)
+    return;
+  remember_taken(self->state, *r);
+  if (r->queued_at_ms >= began || (r->state != "queued" && r->state != "running")
+      || self->state.in_flight.count(key_of(r->deploy_id, r->task_id)) > 0)
+    return;
+  log::deploy()->warn("task {} was {} when this node stopped: failed, node lost",
+                      key_of(r->deploy_id, r->task_id), r->state);
+  r->state = "failed";
+  r->reason = "node lost";
+  r->finished_at_ms = wall_clock_ms();
+  record(self, *r);
+}
+
+// Reads the task rows one time bucket at a time (runtime/retention.hpp: task
+// keys start with "d-<13-digit ms>"), oldest first, so that months of
+// history never make one message; then takes the tasks held meanwhile.
+void recover_buckets(deployer_ptr self, int64_t began,
+                     std::shared_ptr<const std::vector<std::string>> buckets, size_t next) {
+  if (next == buckets->size()) {
+    recovered(self);
+    return;
+  }
+  self
+    ->request(self->state.opts.state, write_timeout, scan_atom::value, std::string{"tasks"},
+              (*buckets)[next], uint64_t{10'000'000})
+    .then(
+      [=](const std::vector<state_row>& rows) {
+        for (const auto& row : rows)
+          recover_row(self, began, row);
+        recover_buckets(self, began, buckets, next + 1);
+      },
+      [=](const caf::error& err) {
+        log::deploy()->warn("cannot look for tasks left by the previous run: {}",
+                            describe(err));
+        recovered(self);
+      });
+}
+
 // What a previous incarnation of this node left behind when it was killed:
 // the rest of its scripts' process groups (the scripts themselves died with
-// it) are killed, and its task rows still queued or running are failed with
-// reason "node lost". Rows of tasks this incarnation took are left alone.
-// The newest deploy it took of each line is remembered (remember_taken).
-// The state actor answers in order, so the scan's answer comes before that
-// of any task's once-only check: no task is queued before it.
+// it) are killed, and its task rows are read (recover_row). Tasks handed
+// over meanwhile wait until all rows were read (deployer_state::held).
 void recover(deployer_ptr self) {
   auto& st = self->state;
   std::error_code ec;
@@ -255,34 +291,29 @@ void recover(deployer_ptr self) {
     if (auto pgid = io::kill_stale_group(it->path().string()); pgid > 0)
       log::deploy()->warn("killed process group {} left by a script of the previous run",
                           pgid);
-  if (!st.opts.state)
+  if (!st.opts.state) {
+    recovered(self);
     return;
+  }
   auto began = wall_clock_ms();
+  // The oldest row's bucket first; ids made by an edge whose clock is ahead
+  // of ours (by up to a day) are read too.
   self
     ->request(st.opts.state, write_timeout, scan_atom::value, std::string{"tasks"},
-              std::string{}, uint64_t{10'000'000})
+              std::string{"d-"}, uint64_t{1})
     .then(
-      [=](const std::vector<state_row>& rows) {
-        for (const auto& row : rows) {
-          auto r = io::decode<io::task_record>(row.value);
-          if (!r || r->node != self->state.opts.self)
-            continue;
-          remember_taken(self->state, *r);
-          if (r->queued_at_ms >= began
-              || (r->state != "queued" && r->state != "running")
-              || self->state.in_flight.count(key_of(r->deploy_id, r->task_id)) > 0)
-            continue;
-          log::deploy()->warn("task {} was {} when this node stopped: failed, node lost",
-                              key_of(r->deploy_id, r->task_id), r->state);
-          r->state = "failed";
-          r->reason = "node lost";
-          r->finished_at_ms = wall_clock_ms();
-          record(self, *r);
-        }
+      [=](const std::vector<state_row>& oldest) {
+        auto first = oldest.empty() ? std::nullopt : key_time_ms(oldest.front().key, "d-");
+        auto buckets = first ? time_buckets("d-", *first, began + 86'400'000)
+                             : std::vector<std::string>{};
+        recover_buckets(self, began,
+                        std::make_shared<const std::vector<std::string>>(std::move(buckets)),
+                        0);
       },
-      [](const caf::error& err) {
+      [=](const caf::error& err) {
         log::deploy()->warn("cannot look for tasks left by the previous run: {}",
                             describe(err));
+        recovered(self);
       });
 }
 

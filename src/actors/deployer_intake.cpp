@@ -103,6 +103,10 @@ void take(deployer_ptr self, deploy_task t,
     done(make_error(brd_errc::refused, problem));
     return;
   }
+  if (!st.recovered) {
+    st.held.push_back({std::move(t), std::move(done)});
+    return;
+  }
   auto key = key_of(t.deploy_id, t.task_id);
   if (!st.in_flight.insert(key).second) {
     log::deploy()->debug("task {} is already here", key);
@@ -154,6 +158,18 @@ void remember_taken(deployer_state& st, const io::task_record& r) {
   auto& newest = st.newest_taken[line_key(t)];
   if (newest.deploy_id < r.deploy_id)
     newest = {r.deploy_id, r.sha};
+}
+
+void recovered(deployer_ptr self) {
+  auto& st = self->state;
+  st.recovered = true;
+  auto held = std::move(st.held);
+  st.held.clear();
+  if (!held.empty())
+    log::deploy()->debug("taking {} task(s) handed over while this node read its task rows",
+                         held.size());
+  for (auto& h : held)
+    take(self, std::move(h.task), std::move(h.done));
 }
 
 // Writes the queued rows of waiting tasks that have none yet.

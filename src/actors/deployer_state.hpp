@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include <caf/typed_event_based_actor.hpp>
@@ -38,6 +39,12 @@ struct waiting_task {
   uint64_t seq = 0; // arrival order across repositories
   int64_t queued_at_ms = 0;
   bool recorded = false; // its queued row is written
+};
+
+// A task handed over before the node read its task rows (recover).
+struct held_task {
+  deploy_task task;
+  std::function<void(caf::expected<std::string>)> done;
 };
 
 struct taken_deploy {
@@ -68,6 +75,11 @@ struct deployer_state {
   // superseded by it. One entry per branch ever pushed; after a restart,
   // relearned from this node's task rows (recover, deployer.cpp).
   std::map<std::string, taken_deploy> newest_taken;
+  // Until the task rows of earlier runs are read (recover, deployer.cpp),
+  // tasks handed over wait here, so that none runs before what this node
+  // took is known.
+  bool recovered = false;
+  std::vector<held_task> held;
   uint64_t next_seq = 0;
   bool queued_rows_due = false; // a tick to write queued rows is scheduled
   instruments metrics;
@@ -96,6 +108,9 @@ void pump(deployer_ptr self);
 // the newest of its line if it is: an older deploy of the line arriving
 // later ends superseded by it instead of running.
 void remember_taken(deployer_state& st, const io::task_record& r);
+
+// The task rows of earlier runs are read: takes the tasks held meanwhile.
+void recovered(deployer_ptr self);
 
 // Writes the queued rows of waiting tasks that have none yet.
 void record_waiting(deployer_ptr self);

@@ -57,6 +57,20 @@ std::optional<task_id_parts> parse_task_id(std::string_view task_id) {
   return out;
 }
 
+io::task_record task_record_of(const deploy_task& t, std::string node) {
+  io::task_record r;
+  r.deploy_id = t.deploy_id;
+  r.task_id = t.task_id;
+  r.kind = t.kind;
+  r.repo = t.repo;
+  r.sha = t.sha;
+  r.ref = t.ref;
+  r.role = t.role;
+  r.node = std::move(node);
+  r.attempt = t.attempt;
+  return r;
+}
+
 std::optional<io::task_record> task_of_record(const io::deployment_record& rec,
                                               std::string_view task_id) {
   auto parts = parse_task_id(task_id);

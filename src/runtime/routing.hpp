@@ -59,6 +59,10 @@ std::optional<task_id_parts> parse_task_id(std::string_view task_id);
 std::optional<io::task_record> task_of_record(const io::deployment_record& rec,
                                               std::string_view task_id);
 
+// The row of task `t` on `node`, state "queued", before it has a queue time
+// or a log.
+io::task_record task_record_of(const deploy_task& t, std::string node);
+
 // -- the repository and the ref ----------------------------------------------------
 
 // The first [[repo]] whose name glob matches `full_name` (case-insensitive),

@@ -29,7 +29,9 @@
 #include "io/process.hpp"
 #include "io/workspace.hpp"
 #include "runtime/errors.hpp"
+#include "runtime/routing.hpp"
 #include "runtime/type_registry.hpp"
+#include "runtime/wall_clock.hpp"
 
 #include "../support/git.hpp"
 #include "../support/temp_dir.hpp"
@@ -135,6 +137,7 @@ struct fixture {
   brd::deployer_options options;
   brd::deployer_actor deployer;
   int next_task = 0;
+  int64_t born_ms = brd::wall_clock_ms();
 
   // With `supersede` false, the fleet config's rule for role "web" says
   // every commit runs (route_rule::supersede).
@@ -204,11 +207,18 @@ struct fixture {
     return (tmp.path / "remotes" / (repo + ".git")).string();
   }
 
+  // Shaped like real ids ("d-<13-digit ms>-<hex>"), made in this test's
+  // time, so that they sort by age and a restarted deployer reads their rows
+  // by time bucket; n counts milliseconds after the fixture was made.
+  std::string deploy_id(int n) const {
+    char id[32];
+    std::snprintf(id, sizeof id, "d-%013lld-0000", static_cast<long long>(born_ms + n));
+    return id;
+  }
+
   brd::deploy_task task(const std::string& sha, const std::string& repo = "blackroad/site") {
     brd::deploy_task t;
-    char id[16];
-    std::snprintf(id, sizeof id, "d-%04d", ++next_task); // ids sort by age, as real ones
-    t.deploy_id = id;
+    t.deploy_id = deploy_id(++next_task);
     t.task_id = "web@pi-1";
     t.repo = repo;
     t.remote = remote_of(repo);
@@ -549,10 +559,36 @@ TEST_CASE("a deploy older than one taken before arrives late: superseded by it, 
     CHECK(e.deploy_id != older.deploy_id);
   // Another branch's push is not in the newer one's line: it runs.
   auto feature = f.task(older_sha);
-  feature.deploy_id = "d-0000";
+  feature.deploy_id = f.deploy_id(0);
   feature.ref = "refs/heads/feature";
   REQUIRE(f.send(feature) == feature.task_id);
   CHECK(f.wait_final(feature).state == "succeeded");
+}
+
+TEST_CASE("after a restart, rows left queued or running in any time bucket fail \"node lost\"") {
+  fixture f;
+  // Rows of the previous run: three days old, an hour old, and another
+  // node's; all still open.
+  auto row_of = [&](int age_ms, const std::string& node, const std::string& state) {
+    auto t = f.task(std::string(40, 'a'));
+    t.deploy_id = f.deploy_id(-age_ms);
+    auto r = brd::task_record_of(t, node);
+    r.state = state;
+    r.queued_at_ms = f.born_ms - age_ms;
+    std::lock_guard<std::mutex> guard{f.seen->mutex};
+    f.seen->puts.push_back({"tasks", t.deploy_id + "/" + t.task_id, brd::io::encode(r)});
+    return t;
+  };
+  auto old = row_of(3 * 86'400'000, "pi-1", "running");
+  auto recent = row_of(3'600'000, "pi-1", "queued");
+  auto other = row_of(3'600'000 + 1, "pi-2", "running");
+  f.restart();
+  for (const auto& t : {old, recent}) {
+    auto r = f.wait_final(t);
+    CHECK(r.state == "failed");
+    CHECK(r.reason == "node lost");
+  }
+  CHECK(f.records_of(other).size() == 1); // not ours: left alone
 }
 
 TEST_CASE("with supersede = false in the role's rule, every waiting deploy runs in order") {
