@@ -24,11 +24,11 @@
 
 #include "actors/deployer_state.hpp"
 #include "actors/state.hpp"
+#include "actors/state_scan.hpp"
 #include "io/process.hpp"
 #include "io/task_runner.hpp"
 #include "runtime/errors.hpp"
 #include "runtime/log.hpp"
-#include "runtime/retention.hpp"
 #include "runtime/routing.hpp"
 #include "runtime/wall_clock.hpp"
 
@@ -254,35 +254,11 @@ void recover_row(deployer_ptr self, int64_t began, const state_row& row) {
   record(self, *r);
 }
 
-// Reads the task rows one time bucket at a time (runtime/retention.hpp: task
-// keys start with "d-<13-digit ms>"), oldest first, so that months of
-// history never make one message; then takes the tasks held meanwhile.
-void recover_buckets(deployer_ptr self, int64_t began,
-                     std::shared_ptr<const std::vector<std::string>> buckets, size_t next) {
-  if (next == buckets->size()) {
-    recovered(self);
-    return;
-  }
-  self
-    ->request(self->state.opts.state, write_timeout, scan_atom::value, std::string{"tasks"},
-              (*buckets)[next], uint64_t{10'000'000})
-    .then(
-      [=](const std::vector<state_row>& rows) {
-        for (const auto& row : rows)
-          recover_row(self, began, row);
-        recover_buckets(self, began, buckets, next + 1);
-      },
-      [=](const caf::error& err) {
-        log::deploy()->warn("cannot look for tasks left by the previous run: {}",
-                            describe(err));
-        recovered(self);
-      });
-}
-
 // What a previous incarnation of this node left behind when it was killed:
 // the rest of its scripts' process groups (the scripts themselves died with
-// it) are killed, and its task rows are read (recover_row). Tasks handed
-// over meanwhile wait until all rows were read (deployer_state::held).
+// it) are killed, and its task rows are read a time bucket at a time
+// (recover_row; actors/state_scan.hpp). Tasks handed over meanwhile wait
+// until all rows were read (deployer_state::held).
 void recover(deployer_ptr self) {
   auto& st = self->state;
   std::error_code ec;
@@ -296,25 +272,18 @@ void recover(deployer_ptr self) {
     return;
   }
   auto began = wall_clock_ms();
-  // The oldest row's bucket first; ids made by an edge whose clock is ahead
-  // of ours (by up to a day) are read too.
-  self
-    ->request(st.opts.state, write_timeout, scan_atom::value, std::string{"tasks"},
-              std::string{"d-"}, uint64_t{1})
-    .then(
-      [=](const std::vector<state_row>& oldest) {
-        auto first = oldest.empty() ? std::nullopt : key_time_ms(oldest.front().key, "d-");
-        auto buckets = first ? time_buckets("d-", *first, began + 86'400'000)
-                             : std::vector<std::string>{};
-        recover_buckets(self, began,
-                        std::make_shared<const std::vector<std::string>>(std::move(buckets)),
-                        0);
-      },
-      [=](const caf::error& err) {
+  scan_by_time(
+    self, st.opts.state, "tasks", write_timeout,
+    [=](std::vector<state_row>& rows) {
+      for (const auto& row : rows)
+        recover_row(self, began, row);
+    },
+    [=](const caf::error& err) {
+      if (err)
         log::deploy()->warn("cannot look for tasks left by the previous run: {}",
                             describe(err));
-        recovered(self);
-      });
+      recovered(self);
+    });
 }
 
 deployer_actor::behavior_type deployer(deployer_ptr self, deployer_options opts) {

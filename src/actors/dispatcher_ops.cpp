@@ -5,6 +5,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/dispatcher_state.hpp"
+#include "actors/state_scan.hpp"
 #include "io/git.hpp"
 #include "io/workspace.hpp"
 #include "runtime/errors.hpp"
@@ -189,15 +190,24 @@ caf::result<http_answer> rollback(dispatcher_ptr self, const rollback_request& r
     return *refused;
   auto targets = std::get<std::vector<node_name>>(nodes);
   auto promise = self->make_response_promise<http_answer>();
-  self->request(st.opts.state, store_timeout, scan_atom::value, std::string{"tasks"},
-                std::string{}, scan_all)
-    .then(
-      [=](std::vector<state_row>& rows) mutable {
-        start_rollback(self, promise, req, targets, decode_tasks(rows));
-      },
-      [=](caf::error& err) mutable {
+  // The repository's task rows, without their log tails, read a time bucket
+  // at a time.
+  auto history = std::make_shared<std::vector<io::task_record>>();
+  scan_by_time(
+    self, st.opts.state, "tasks", store_timeout,
+    [=](std::vector<state_row>& rows) {
+      for (auto& t : decode_tasks(rows))
+        if (t.repo == req.repo) {
+          t.log_tail.clear();
+          history->push_back(std::move(t));
+        }
+    },
+    [=](const caf::error& err) mutable {
+      if (err)
         promise.deliver(refuse(503, "cannot read the task history: " + describe(err)));
-      });
+      else
+        start_rollback(self, promise, req, targets, *history);
+    });
   return promise;
 }
 
