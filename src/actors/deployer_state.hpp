@@ -10,11 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
-#include <functional>
 #include <vector>
 
 #include <caf/typed_event_based_actor.hpp>
