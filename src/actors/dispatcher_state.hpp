@@ -26,7 +26,6 @@ namespace brd::dispatch {
 
 // Bounds of the dispatcher's requests to the local state actor.
 inline constexpr auto store_timeout = std::chrono::seconds(10);
-inline constexpr uint64_t scan_all = 10'000'000; // rows: no limit in practice
 
 using diff_atom = caf::atom_constant<caf::atom("diff")>;
 

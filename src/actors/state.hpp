@@ -59,6 +59,9 @@ class metrics_registry;
 class state_store;
 } // namespace io
 
+// A scan limit that means every row (no table holds that many in practice).
+inline constexpr uint64_t scan_all = 10'000'000;
+
 using state_actor = caf::typed_actor<
   // -- local clients ----------------------------------------------------------
   // put (table, key, value): durable here, then the reply.

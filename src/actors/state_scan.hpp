@@ -23,8 +23,6 @@ namespace brd {
 
 namespace state_scan_detail {
 
-inline constexpr uint64_t bucket_rows_max = 10'000'000; // no limit in practice
-
 template <class Self, class State>
 void scan_buckets(Self self, State state, std::string table,
                   std::chrono::milliseconds timeout,
@@ -35,7 +33,7 @@ void scan_buckets(Self self, State state, std::string table,
     done(caf::error{});
     return;
   }
-  self->request(state, timeout, scan_atom::value, table, (*buckets)[next], bucket_rows_max)
+  self->request(state, timeout, scan_atom::value, table, (*buckets)[next], scan_all)
     .then(
       [=](std::vector<state_row>& rows) {
         each(rows);

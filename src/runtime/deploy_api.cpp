@@ -23,7 +23,6 @@ using req_t = const io::http_request&;
 using json = nlohmann::json;
 
 constexpr auto ask_timeout = std::chrono::seconds(10);
-constexpr uint64_t scan_all = 10'000'000;
 
 io::http_response reply(int status, const json& body) {
   return {status, "application/json", body.dump(), {}};
