@@ -1,7 +1,8 @@
 // Internal to io/state_store.cpp, io/state_log.cpp and io/state_snapshot.cpp:
 // the storage layout of state_store, the merge rule and the helpers these
 // files need to read and write it. Not part of the io API; nothing else
-// should include this header.
+// should include this header, except the replication benchmark's design
+// floor (tools/bench/repl/floor_node.cpp), which writes the same layout.
 //
 //   <table>      key                   -> row_envelope (io/codec)
 //   log          origin \0 be64(seq)   -> log_envelope (row + table + key)

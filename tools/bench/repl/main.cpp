@@ -10,6 +10,7 @@
 
 #include "brd_load.hpp"
 #include "etcd_load.hpp"
+#include "floor_load.hpp"
 #include "rocksdb_rate.hpp"
 #include "util.hpp"
 
@@ -36,7 +37,8 @@ options:
                        each state actor, as the fleet's own writers
                        (dispatcher, deployer, health) do; clients: client
                        actors of this process, over the CAF transport, as
-                       etcd's clients reach etcd; both (default)
+                       etcd's clients reach etcd; both (default); floors:
+                       only the floors (--no-floor below)
   --writes N           writes per node (default 100000)
   --clients N          writes outstanding per node (default 64)
   --batch N            writes per request (default 1: one put per message;
@@ -57,11 +59,22 @@ options:
                        divided by --batch, so both keep as many writes in
                        flight)
   --no-etcd            skip etcd
+  --repl-floor PATH    the floor's node program (default: repl_floor next to
+                       this program)
+  --no-floor           skip the floors: after the writers on the nodes, the
+                       same load on three repl_floor processes, a minimal
+                       actor around the store that group-commits at the
+                       origin (WAL synced) and sends CAF batches to both
+                       peers, storing per write: raw, a row only; design,
+                       what the design needs at the least (log entries,
+                       version vectors, the merge rule's read, truncation);
+                       store, BlackRoad's storage layer as it is. So each
+                       layer's cost shows. One put per request only
 )";
 
 struct options {
-  std::string brnode, brnode_bench;
-  bool on_node = true, clients = true;
+  std::string brnode, brnode_bench, repl_floor;
+  bool on_node = true, clients = true, with_floor = true;
   bench::load_options brd, etcd;
   bool with_etcd = true;
 };
@@ -74,15 +87,17 @@ std::string default_brnode() {
   return (self.parent_path() / ".." / "src" / "brnode").lexically_normal().string();
 }
 
-std::string default_brnode_bench() {
+// `program` in this program's directory.
+std::string beside_me(const char* program) {
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / "brnode_bench").string();
+  return (self.parent_path() / program).string();
 }
 
 bool parse(int argc, char** argv, options& out) {
   out.brnode = default_brnode();
-  out.brnode_bench = default_brnode_bench();
+  out.brnode_bench = beside_me("brnode_bench");
+  out.repl_floor = beside_me("repl_floor");
   out.etcd.writes_per_node = 20'000;
   size_t etcd_clients = 0, seconds = 0;
   for (int i = 1; i < argc; ++i) {
@@ -97,11 +112,17 @@ bool parse(int argc, char** argv, options& out) {
       out.brnode = argv[++i];
     else if (arg == "--brnode-bench" && i + 1 < argc)
       out.brnode_bench = argv[++i];
+    else if (arg == "--repl-floor" && i + 1 < argc)
+      out.repl_floor = argv[++i];
+    else if (arg == "--no-floor")
+      out.with_floor = false;
     else if (arg == "--writers" && i + 1 < argc) {
       std::string where = argv[++i];
       out.on_node = where == "on-node" || where == "both";
       out.clients = where == "clients" || where == "both";
-      if (!out.on_node && !out.clients)
+      if (where == "floors")
+        out.with_floor = true;
+      else if (!out.on_node && !out.clients)
         return false;
     }
     else if (arg == "--writes" && number(out.brd.writes_per_node)) {
@@ -183,6 +204,43 @@ double print_brd(const char* where, bench::brd_result& brd, const options& opts)
   return brd_rate;
 }
 
+// The floors (floor_load.hpp) under the same load as `brd` (writers on the
+// nodes), and how close BlackRoad came to them; brd null: the floors alone.
+void print_floors(const options& opts, double brd_rate, const bench::brd_result* brd) {
+  std::printf("\nFloors of this stack, same load, a minimal actor around the store (repl_floor: "
+              "a group commit synced at the origin, CAF batches to both peers, unsynced writes "
+              "there):\n");
+  if (opts.brd.batch != 1) {
+    std::printf("  skipped: they take one put per request only\n");
+    return;
+  }
+  const std::pair<const char*, const char*> modes[] = {
+    {"raw", "rows only"},
+    {"design", "+ what the issue's design needs at the least: log entries, version vectors, "
+               "the merge rule's read, log truncation"},
+    {"store", "BlackRoad's storage layer (io::state_store) as it is"},
+  };
+  for (auto [mode, what] : modes) {
+    auto fl = bench::run_floor(opts.repl_floor, mode, opts.brd.writes_per_node,
+                               opts.brd.clients_per_node, opts.brd.value_size);
+    std::printf("  %-6s (%s):\n", mode, what);
+    if (!fl.failure.empty()) {
+      std::printf("         FAILED: %s\n", fl.failure.c_str());
+      continue;
+    }
+    double fl_rate = rate(fl.writes, fl.seconds_everywhere);
+    double fl_cpu = fl.writes > 0 ? fl.cpu_seconds / static_cast<double>(fl.writes) : 0;
+    std::printf("         %.0f durable replicated writes/s, %.0f us of CPU per write; %zu "
+                "errors",
+                fl_rate, 1e6 * fl_cpu, fl.errors);
+    if (fl_rate > 0 && fl_cpu > 0 && brd != nullptr && brd->writes > 0)
+      std::printf("; BlackRoad reaches %.0f%% of this rate, at %.1fx this CPU per write",
+                  100 * brd_rate / fl_rate,
+                  brd->node_cpu_seconds / static_cast<double>(brd->writes) / fl_cpu);
+    std::printf("\n");
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -191,7 +249,7 @@ int main(int argc, char** argv) {
     std::fputs(usage, stderr);
     return 64;
   }
-  for (const auto* bin : {&opts.brnode, &opts.brnode_bench})
+  for (const auto* bin : {&opts.brnode, &opts.brnode_bench, &opts.repl_floor})
     if (::access(bin->c_str(), X_OK) != 0) {
       std::fprintf(stderr, "bench_replication: no %s; pass --brnode or --brnode-bench\n",
                    bin->c_str());
@@ -213,6 +271,10 @@ int main(int argc, char** argv) {
     on_node_rate = print_brd("on the nodes (local to each state actor)", brd, opts);
     failed = failed || on_node_rate == 0;
     mean_batch = brd.mean_commit_batch;
+    if (opts.with_floor)
+      print_floors(opts, on_node_rate, &brd);
+  } else if (opts.with_floor && !opts.clients) {
+    print_floors(opts, 0, nullptr);
   }
   if (opts.clients) {
     auto o = opts.brd;
@@ -255,8 +317,9 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (mean_batch == 0) // the floors alone: no group commit size to match
+    return 0;
   auto batch = static_cast<size_t>(mean_batch + 0.5);
-  batch = batch == 0 ? 1 : batch;
   auto alone = bench::rocksdb_synced_rate(batch, opts.brd.value_size, 3.0);
   std::printf("\nRocksDB alone, one process, synced WriteBatches of %zu x %zu bytes: %.0f "
               "writes/s, %.1f us of CPU per write\n",
