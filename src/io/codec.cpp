@@ -50,6 +50,7 @@ void fields(Visitor& f, Record& x) {
   f("table", x.table);
   f("key", x.key);
   envelope_fields(f, x);
+  f("ref", x.ref);
 }
 
 namespace {

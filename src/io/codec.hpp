@@ -56,6 +56,9 @@ std::string encode(const row_envelope& x);
 caf::expected<row_envelope> decode_row_envelope(std::string_view bytes);
 
 // One entry of the replication log: a row envelope plus where it belongs.
+// `ref`: the value is not here but in the row (table, key) while that row
+// is this write (its hlc, origin and seq); entries written before ref
+// existed hold their value.
 struct log_envelope {
   static constexpr uint32_t current_version = 1;
 
@@ -66,6 +69,7 @@ struct log_envelope {
   uint64_t seq = 0;
   bool tomb = false;
   std::string val;
+  bool ref = false;
 };
 
 std::string encode(const log_envelope& x);

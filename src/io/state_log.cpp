@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <utility>
 
 #include "io/codec.hpp"
@@ -20,6 +21,32 @@ namespace brd::io {
 using namespace detail;
 
 namespace {
+
+// Reads the values of the log entries `refs` names (indexes into
+// `entries`, by table) from their rows, one MultiGet per table. An entry
+// whose row now holds another write (a newer one won, or the row is gone)
+// is skipped: that write travels in its own origin's log.
+caf::error read_values(const store& db, const std::map<std::string, std::vector<size_t>>& refs,
+                       std::vector<state_entry>& entries) {
+  for (const auto& [table, of_table] : refs) {
+    std::vector<std::string_view> keys;
+    keys.reserve(of_table.size());
+    for (auto i : of_table)
+      keys.push_back(entries[i].key);
+    auto rows = read_rows(db, table, keys);
+    if (!rows)
+      return std::move(rows.error());
+    for (size_t j = 0; j < of_table.size(); ++j) {
+      auto& e = entries[of_table[j]];
+      auto& row = (*rows)[j];
+      if (row && row->hlc == e.hlc && row->origin == e.origin && row->seq == e.seq)
+        e.value = std::move(row->val);
+      else
+        e.skipped = true;
+    }
+  }
+  return caf::none;
+}
 
 struct log_read {
   std::vector<state_entry> entries;
@@ -38,15 +65,20 @@ caf::expected<log_read> read_log(const store& db, const std::string& origin,
   if (!rows)
     return std::move(rows.error());
   out.entries.reserve(rows->size());
+  std::map<std::string, std::vector<size_t>> refs; // by table: entries whose value is in the row
   for (const auto& [key, value] : *rows) {
     if (seq_of_key(key) != after + 1 + out.entries.size())
       break; // a hole left by a snapshot
     auto entry = decode_log_envelope(value);
     if (!entry)
       return std::move(entry.error());
+    if (entry->ref)
+      refs[entry->table].push_back(out.entries.size());
     out.entries.push_back(entry_of(std::move(*entry)));
   }
   out.truncated = out.entries.empty();
+  if (auto err = read_values(db, refs, out.entries))
+    return err;
   return out;
 }
 

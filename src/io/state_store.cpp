@@ -68,7 +68,7 @@ std::optional<std::string> entry_problem(const state_entry& e, uint64_t have, ui
     return which + " " + *ahead;
   if (!is_table(e.table))
     return which + " names unknown table '" + e.table + "'";
-  if (!e.tombstone)
+  if (!e.tombstone && !e.skipped)
     if (auto problem = value_problem(e.value))
       return which + " for " + e.table + "/" + e.key + " refused: " + *problem;
   return std::nullopt;
@@ -277,7 +277,7 @@ state_store::apply(const std::vector<state_entry>& entries) {
       continue;
     }
     auto& entry = result.applied.emplace_back(e);
-    if (entry.tombstone)
+    if (entry.tombstone || entry.skipped)
       entry.value.clear();
     have = entry.seq;
     clock_.observe(entry.hlc);
@@ -288,10 +288,12 @@ state_store::apply(const std::vector<state_entry>& entries) {
   if (auto err = rows.prefetch(result.applied, hlc_floor_))
     return err;
   for (const auto& entry : result.applied) {
+    stage_log(b, entry);
+    if (entry.skipped)
+      continue; // a newer write replaced its row where it was read
     auto won = rows.offer(entry, hlc_floor_);
     if (!won)
       return std::move(won.error());
-    stage_log(b, entry);
     if (*won)
       result.changed.push_back(entry);
   }

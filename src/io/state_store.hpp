@@ -7,7 +7,13 @@
 // wins, the same on every node. A delete is a row with tombstone = true.
 // Log: every write that originated at node O gets the next seq of O
 // (1, 2, 3, ... without gaps) and is kept in the `log` column family until
-// every known peer has it, so it can be relayed to peers that lack it.
+// every known peer has it, so it can be relayed to peers that lack it. A
+// log entry keeps the write's table, key and stamp, not its value: the row
+// holds that (one copy of each value in the memtables, WAL and SSTs, not
+// two). Read back, an entry whose row a newer write has replaced comes out
+// `skipped` (state_entry): it advances its origin's seq on the peer and
+// changes no row there, and the newer write reaches the peer in its own
+// origin's log.
 // Version vector: for each origin, the highest seq applied here; entries
 // are applied strictly in seq order per origin.
 // Record values must be msgpack maps with an integer "v" schema version;
@@ -98,6 +104,7 @@ public:
   // there, or its clock is fixed and it writes again).
   // Entries of self are applied too when they are new (a node whose data
   // was lost relearns its own writes); its next seq moves past them.
+  // A skipped entry (state_entry::skipped) is logged and changes no row.
   // An error only for a local failure (RocksDB); nothing is applied then.
   struct apply_result {
     // Every newly accepted entry, in order, including those that lost the
@@ -110,7 +117,8 @@ public:
   caf::expected<apply_result> apply(const std::vector<state_entry>& entries);
 
   // Log entries of `origin` with seq > after, consecutive, at most `limit`
-  // (empty when vv()[origin] <= after). If the log no longer holds seq
+  // (empty when vv()[origin] <= after), with their values read from their
+  // rows, or skipped where a newer write replaced the row. If the log no longer holds seq
   // after+1 (truncated, or skipped by a snapshot), returns an error of kind
   // brd_errc::store_failure "... truncated ..." and the caller sends a
   // snapshot.

@@ -5,7 +5,8 @@
 // floor (tools/bench/repl/floor_node.cpp), which writes the same layout.
 //
 //   <table>      key                   -> row_envelope (io/codec)
-//   log          origin \0 be64(seq)   -> log_envelope (row + table + key)
+//   log          origin \0 be64(seq)   -> log_envelope (table, key, stamp;
+//                                         the value stays in the row)
 //   tombstones   origin \0 be64(seq)   -> table \0 key  (tombstone rows)
 //   vv           origin                -> be64(highest seq applied)
 //   meta         "hlc"                 -> be64(highest hlc in any row)
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
@@ -82,20 +84,23 @@ inline row_envelope row_of(const state_entry& e) {
           e.tombstone ? std::string{} : e.value};
 }
 
+// The log entry of `e`: a reference to its row (the value is read from
+// there while the row is this write; log_read in io/state_log.cpp).
 inline log_envelope log_of(const state_entry& e) {
   return {log_envelope::current_version, e.table, e.key, e.hlc, e.origin,
-          e.seq, e.tombstone, e.tombstone ? std::string{} : e.value};
+          e.seq, e.tombstone, std::string{}, true};
 }
 
 inline state_entry entry_of(const std::string& table, const std::string& key,
                             row_envelope r) {
   return {table, key, std::move(r.val), r.tomb, r.hlc, std::move(r.origin),
-          r.seq};
+          r.seq, false};
 }
 
+// A log entry's state_entry, its value still to be read when l.ref.
 inline state_entry entry_of(log_envelope l) {
   return {std::move(l.table), std::move(l.key), std::move(l.val), l.tomb,
-          l.hlc, std::move(l.origin), l.seq};
+          l.hlc, std::move(l.origin), l.seq, false};
 }
 
 // -- reading ----------------------------------------------------------------
@@ -129,6 +134,24 @@ read_row(const store& db, const std::string& table, const std::string& key) {
   if (!row)
     return std::move(row.error());
   return std::optional<row_envelope>{std::move(*row)};
+}
+
+// read_row() for many keys of one table at once (one MultiGet); element i
+// answers keys[i].
+inline caf::expected<std::vector<std::optional<row_envelope>>>
+read_rows(const store& db, std::string_view table, const std::vector<std::string_view>& keys) {
+  auto found = db.multi_get(table, keys);
+  if (!found)
+    return std::move(found.error());
+  std::vector<std::optional<row_envelope>> out(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (const auto& bytes = (*found)[i]) {
+      auto row = decode_row_envelope(*bytes);
+      if (!row)
+        return std::move(row.error());
+      out[i] = std::move(*row);
+    }
+  return out;
 }
 
 // -- tables, clocks and the merge rule ---------------------------------------
@@ -211,20 +234,16 @@ public:
   caf::error prefetch(const Entries& entries, hlc_time floor = 0) {
     std::map<std::string_view, std::vector<std::string_view>> keys; // by table
     for (const auto& e : entries)
-      if (floor == 0 || e.hlc <= floor)
+      if (!e.skipped && (floor == 0 || e.hlc <= floor))
         keys[e.table].push_back(e.key);
     for (const auto& [table, of_table] : keys) {
-      auto rows = db_.multi_get(table, of_table);
+      auto rows = read_rows(db_, table, of_table);
       if (!rows)
         return std::move(rows.error());
       for (size_t i = 0; i < of_table.size(); ++i) {
         std::optional<stamp> found;
-        if (const auto& bytes = (*rows)[i]) {
-          auto row = decode_row_envelope(*bytes);
-          if (!row)
-            return std::move(row.error());
+        if (auto& row = (*rows)[i])
           found = stamp{row->hlc, std::move(row->origin)};
-        }
         stored_.insert_or_assign({std::string{table}, std::string{of_table[i]}},
                                  std::move(found));
       }

@@ -139,6 +139,10 @@ typename Inspector::result_type inspect(Inspector& f, member_view& x) {
 // tombstone) stamped with its hybrid logical clock time, its origin node and
 // that origin's log sequence number. `value` is a msgpack record: a map with
 // an integer "v" schema version (see io/state_store.hpp).
+// `skipped`: a log entry read where a newer write had replaced its row (the
+// log keeps no values; io/state_store.hpp). It carries no value: applying it
+// advances its origin's sequence and changes no row, since the newer write
+// travels in its own origin's log.
 struct state_entry {
   std::string table;
   std::string key;
@@ -147,12 +151,13 @@ struct state_entry {
   uint64_t hlc = 0;
   std::string origin;
   uint64_t seq = 0;
+  bool skipped = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_entry& x) {
   return f(caf::meta::type_name("state_entry"), x.table, x.key, x.value,
-           x.tombstone, x.hlc, x.origin, x.seq);
+           x.tombstone, x.hlc, x.origin, x.seq, x.skipped);
 }
 
 using state_row = state_entry;

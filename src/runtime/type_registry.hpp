@@ -12,7 +12,7 @@ namespace brd {
 // Protocol version of the node-to-node interfaces. Bump it on any change to
 // messages.hpp or an actor interface: nodes of different versions refuse
 // each other at the handshake.
-inline constexpr const char* protocol_version = "brd-proto-5";
+inline constexpr const char* protocol_version = "brd-proto-6";
 
 class system_config : public caf::actor_system_config {
 public:

@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 #include <msgpack.hpp>
 
+#include "io/codec.hpp"
 #include "io/store.hpp"
 #include "runtime/errors.hpp"
 #include "../support/temp_dir.hpp"
@@ -487,6 +488,82 @@ TEST_CASE("entries B applied from A can be fetched from B's log for C") {
   auto none = b.state->log_since("a", 3, 10);
   REQUIRE(none);
   CHECK(none->empty());
+}
+
+TEST_CASE("a log entry whose row a newer write replaced is read back skipped, and "
+          "applying it changes no row") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  node b{tmp, "b"};
+  node c{tmp, "c"};
+  a.commit({put("k", "first")});          // a:1
+  a.commit({put("k", "second")});         // a:2 replaces a:1's row
+  auto newer = b.commit({put("j", "b's")}); // b:1
+  a.apply(newer);
+  a.commit({erase("j")});                 // a:3, a tombstone newer than b:1
+  auto log = log_of(a, "a");
+  REQUIRE(log.size() == 3);
+  CHECK(log[0].skipped);
+  CHECK(log[0].value.empty());
+  CHECK(!log[1].skipped);
+  CHECK(log[1].value == record("second"));
+  CHECK(log[2].tombstone);
+  CHECK(!log[2].skipped);
+  // b:1, relayed by a, was replaced there by a:3's tombstone.
+  auto relayed = log_of(a, "b");
+  REQUIRE(relayed.size() == 1);
+  CHECK(relayed[0].skipped);
+
+  auto result = c.apply(log);
+  CHECK(seqs(result.applied) == std::vector<uint64_t>{1, 2, 3});
+  CHECK(seqs(result.changed) == std::vector<uint64_t>{2, 3});
+  CHECK(c.value_of("tasks", "k") == record("second"));
+  result = c.apply(relayed);
+  CHECK(result.changed.empty());
+  CHECK(c.state->vv().at("a") == 3);
+  CHECK(c.state->vv().at("b") == 1);
+  CHECK(!c.value_of("tasks", "j"));
+  CHECK(c.digest() == a.digest());
+  // c relays a's log as it holds it: the skipped entry stays skipped.
+  auto again = log_of(c, "a");
+  REQUIRE(again.size() == 3);
+  CHECK(again[0].skipped);
+  CHECK(again[1].value == record("second"));
+}
+
+TEST_CASE("an entry that lost the merge rule on a peer is relayed from its log skipped") {
+  temp_dir tmp;
+  node b{tmp, "b"};
+  node c{tmp, "c"};
+  b.apply({entry("a", 1, 200, "k", "new from a")});
+  b.apply({entry("c", 1, 100, "k", "old from c")}); // loses: a's stamp is higher
+  auto relayed = log_of(b, "c");
+  REQUIRE(relayed.size() == 1);
+  CHECK(relayed[0].skipped);
+  // A skipped entry still counts: the next one of its origin follows it.
+  node d{tmp, "a"};
+  auto result = d.apply(relayed);
+  CHECK(d.state->vv().at("c") == 1);
+  CHECK(result.changed.empty());
+  CHECK(!d.value_of("tasks", "k"));
+}
+
+TEST_CASE("log entries written with their value (before the log referred to rows) "
+          "are read with it") {
+  temp_dir tmp;
+  node a{tmp, "a"};
+  a.commit({put("k", "now")});
+  // Rewrite a:1 as older code wrote it: the value in the log entry.
+  brd::io::log_envelope old{1, "tasks", "k", 0, "a", 1, false, record("then"), false};
+  auto log = log_of(a, "a");
+  REQUIRE(log.size() == 1);
+  old.hlc = log[0].hlc;
+  std::string key = std::string{"a"} + '\0' + std::string(7, '\0') + '\1';
+  REQUIRE(!a.db->put("log", key, brd::io::encode(old)));
+  log = log_of(a, "a");
+  REQUIRE(log.size() == 1);
+  CHECK(!log[0].skipped);
+  CHECK(log[0].value == record("then"));
 }
 
 TEST_CASE("missing_for returns what a peer lacks across origins, up to a limit") {
