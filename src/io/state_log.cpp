@@ -22,12 +22,26 @@ using namespace detail;
 
 namespace {
 
+// A write of this node not yet durable (committed, its WAL sync still
+// running): a power cut could still lose it.
+struct undurable {
+  const std::string& self;
+  uint64_t durable; // self's highest durable seq
+  bool holds(const row_envelope& row) const {
+    return row.origin == self && row.seq > durable;
+  }
+};
+
 // Reads the values of the log entries `refs` names (indexes into
 // `entries`, by table) from their rows, one MultiGet per table. An entry
 // whose row now holds another write (a newer one won, or the row is gone)
-// is skipped: that write travels in its own origin's log.
+// is skipped: that write travels in its own origin's log. Unless that
+// write is one of ours not yet durable: a power cut could take it back, and
+// the peer would have skipped the entry for nothing; so `entries` ends
+// before the first such entry, which goes out once the write is durable.
 caf::error read_values(const store& db, const std::map<std::string, std::vector<size_t>>& refs,
-                       std::vector<state_entry>& entries) {
+                       const undurable& pending, std::vector<state_entry>& entries) {
+  auto end = entries.size();
   for (const auto& [table, of_table] : refs) {
     std::vector<std::string_view> keys;
     keys.reserve(of_table.size());
@@ -41,10 +55,13 @@ caf::error read_values(const store& db, const std::map<std::string, std::vector<
       auto& row = (*rows)[j];
       if (row && row->hlc == e.hlc && row->origin == e.origin && row->seq == e.seq)
         e.value = std::move(row->val);
+      else if (row && pending.holds(*row))
+        end = std::min(end, of_table[j]);
       else
         e.skipped = true;
     }
   }
+  entries.resize(end);
   return caf::none;
 }
 
@@ -55,7 +72,8 @@ struct log_read {
 
 // Consecutive log entries of `origin` after `after`, up to `have`.
 caf::expected<log_read> read_log(const store& db, const std::string& origin,
-                                 uint64_t after, uint64_t have, size_t limit) {
+                                 uint64_t after, uint64_t have, size_t limit,
+                                 const undurable& pending) {
   log_read out;
   if (limit == 0 || after >= have)
     return out;
@@ -77,7 +95,7 @@ caf::expected<log_read> read_log(const store& db, const std::string& origin,
     out.entries.push_back(entry_of(std::move(*entry)));
   }
   out.truncated = out.entries.empty();
-  if (auto err = read_values(db, refs, out.entries))
+  if (auto err = read_values(db, refs, pending, out.entries))
     return err;
   return out;
 }
@@ -161,7 +179,8 @@ caf::expected<size_t> state_store::entries_through(const std::string& origin,
 caf::expected<std::vector<state_entry>>
 state_store::log_since(const std::string& origin, uint64_t after,
                        size_t limit) const {
-  auto got = read_log(db_, origin, after, seq_of(vv_, origin), limit);
+  auto got = read_log(db_, origin, after, seq_of(vv_, origin), limit,
+                      {self_, seq_of(vv_, self_)});
   if (!got)
     return std::move(got.error());
   if (got->truncated)
@@ -179,7 +198,7 @@ state_store::missing_for(const version_vector& peer_vv, size_t limit) const {
     if (out.entries.size() >= limit)
       break;
     auto got = read_log(db_, origin, seq_of(peer_vv, origin), have,
-                        limit - out.entries.size());
+                        limit - out.entries.size(), {self_, seq_of(vv_, self_)});
     if (!got)
       return std::move(got.error());
     out.needs_snapshot = out.needs_snapshot || got->truncated;
