@@ -10,8 +10,8 @@
 // every known peer has it, so it can be relayed to peers that lack it. A
 // log entry keeps the write's table, key and stamp, not its value: the row
 // holds that (one copy of each value in the memtables, WAL and SSTs, not
-// two). Read back, an entry whose row a newer write has replaced comes out
-// `skipped` (state_entry): it advances its origin's seq on the peer and
+// two). Read back, an entry whose row a newer durable write has replaced
+// comes out `skipped` (state_entry): it advances its origin's seq on the peer and
 // changes no row there, and the newer write reaches the peer in its own
 // origin's log.
 // Version vector: for each origin, the highest seq applied here; entries
@@ -118,7 +118,9 @@ public:
 
   // Log entries of `origin` with seq > after, consecutive, at most `limit`
   // (empty when vv()[origin] <= after), with their values read from their
-  // rows, or skipped where a newer write replaced the row. If the log no longer holds seq
+  // rows, or skipped where a newer write replaced the row; the entries end
+  // before one whose row holds a write of this node not yet durable (it
+  // goes out once that write is). If the log no longer holds seq
   // after+1 (truncated, or skipped by a snapshot), returns an error of kind
   // brd_errc::store_failure "... truncated ..." and the caller sends a
   // snapshot.
