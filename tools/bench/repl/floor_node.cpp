@@ -49,8 +49,8 @@ using version_vector = std::map<std::string, uint64_t>;
 enum class floor_mode {
   raw,    // a row per write, nothing else
   design, // the storage work issue 3's design needs at the least: the row
-          // and a log entry (origin, seq) in the origin's batch with its
-          // version vector; on peers the merge rule's read of the stored
+          // and a log entry (origin, seq: table, key, stamp) in the origin's
+          // batch with its version vector; on peers the merge rule's read of the stored
           // row (one MultiGet per batch), the row, a log entry (to relay)
           // and the version vector; the log truncated every second. Left
           // out: the stamp stored with each row, checking values
@@ -90,12 +90,12 @@ using brd::io::detail::log_cf;
 using brd::io::detail::seq_key;
 using brd::io::detail::vv_cf;
 
-// Mode design: the row and its log entry (table, key and value, as the
-// entry is relayed).
+// Mode design: the row and its log entry (table, key and stamp; a relay
+// reads the value from the row, as io::state_store does).
 void stage(brd::io::batch& batch, const brd::state_entry& e, floor_mode mode) {
   batch.put(e.table, e.key, e.value);
   if (mode == floor_mode::design)
-    batch.put(log_cf, seq_key(e.origin, e.seq), e.table + '\0' + e.key + '\0' + e.value);
+    batch.put(log_cf, seq_key(e.origin, e.seq), e.table + '\0' + e.key + '\0' + be64(e.hlc));
 }
 
 void fail(const char* what) {
