@@ -6,17 +6,12 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/wall_clock.hpp"
 #include "util.hpp"
 
 namespace bench {
 
 namespace {
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 // The last line of `log` that starts with `word`, or "".
 std::string line_of(const std::string& log, const std::string& word) {
@@ -47,7 +42,7 @@ floor_result run_floor(const std::string& repl_floor, const std::string& mode,
     procs[i].log = dir + "/" + procs[i].name + ".log";
   }
   // Time to start and connect; the writers start together at start_ms.
-  const auto start_ms = wall_ms() + 3000;
+  const auto start_ms = brd::wall_clock_ms() + 3000;
   for (auto& p : procs) {
     std::vector<std::string> argv{repl_floor,
                                   "--mode", mode,
@@ -77,7 +72,7 @@ floor_result run_floor(const std::string& repl_floor, const std::string& mode,
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (std::chrono::steady_clock::now() > deadline)
       out.failure = "not every write reached every process within 180 s";
-    if (!started && wall_ms() >= start_ms) {
+    if (!started && brd::wall_clock_ms() >= start_ms) {
       cpu_before = cpu(); // connecting is not part of the load
       started = true;
     }

@@ -34,6 +34,7 @@
 #include "io/state_store_detail.hpp" // the design floor writes the same layout
 #include "io/store.hpp"
 #include "runtime/type_registry.hpp"
+#include "runtime/wall_clock.hpp"
 #include "util.hpp"
 #include "writers.hpp"
 
@@ -314,12 +315,6 @@ bool parse(int argc, char** argv, options& out) {
          && out.writes > 0 && out.clients > 0 && out.start_ms > 0;
 }
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 int run(const options& opts) {
   auto db = brd::io::store::open(opts.dir, brd::io::state_column_families());
   if (!db) {
@@ -360,7 +355,7 @@ int run(const options& opts) {
   std::printf("ready\n");
   std::fflush(stdout);
   std::this_thread::sleep_for(
-    std::chrono::milliseconds(std::max<int64_t>(0, opts.start_ms - wall_ms())));
+    std::chrono::milliseconds(std::max<int64_t>(0, opts.start_ms - brd::wall_clock_ms())));
   bench::writer_plan plan;
   plan.prefix = "w-" + opts.name + "-";
   plan.writers = std::min<uint64_t>(16, opts.clients);
@@ -373,7 +368,7 @@ int run(const options& opts) {
   const auto theirs = own * opts.peers.size();
   while (counts->writers_done < plan.writers || *applied < theirs)
     std::this_thread::sleep_for(1ms);
-  std::printf("done %lld %llu %llu\n", static_cast<long long>(wall_ms()),
+  std::printf("done %lld %llu %llu\n", static_cast<long long>(brd::wall_clock_ms()),
               static_cast<unsigned long long>(counts->errors + *errors),
               static_cast<unsigned long long>(own));
   std::fflush(stdout);
