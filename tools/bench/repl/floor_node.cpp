@@ -13,11 +13,18 @@
 // --start-ms, prints "done <epoch ms> <errors> <writes>" once its own writes
 // are acknowledged and both peers' writes are stored here, then waits to be
 // stopped. Any failure ends it with "failed: <what>".
+// Issue 4's webhook floor (floor_webhook.hpp) runs the same node with
+// --writes 0 and any number of peers: --webhook-port P --secret-file F
+// --roles R1,R2,.. makes it the edge, --role R a role node.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <future>
 #include <map>
+#include <mutex>
 #include <ranges>
 #include <memory>
 #include <string>
@@ -35,6 +42,7 @@
 #include "io/store.hpp"
 #include "runtime/type_registry.hpp"
 #include "runtime/wall_clock.hpp"
+#include "floor_webhook.hpp"
 #include "util.hpp"
 #include "writers.hpp"
 
@@ -45,6 +53,8 @@ using namespace std::chrono_literals;
 constexpr size_t max_in_flight = 2; // batches unanswered per peer, as the state actor
 
 using version_vector = std::map<std::string, uint64_t>;
+using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
+using steady_clock = std::chrono::steady_clock;
 
 // What a write costs beyond the raw minimum (--mode).
 enum class floor_mode {
@@ -78,11 +88,34 @@ struct node_state {
   uint64_t seq = 0;
   version_vector have; // per origin, the highest seq stored here
   std::vector<brd::state_entry> pending;
-  std::vector<caf::response_promise> waiting;
+  // One per pending entry, called once it is durable (may be empty).
+  std::vector<std::function<void(const brd::state_entry&)>> waiting;
   bool committing = false;
   std::vector<peer_link> peers;
   std::shared_ptr<std::atomic<uint64_t>> applied, errors;
+  // The webhook floor: the edge's part, or the role this node holds.
+  std::shared_ptr<bench::webhook_edge> edge;
+  std::string role;
+  bool supersede = false;
 };
+
+// Rows the edge's HTTP workers hand to the node's actor (inbox_atom).
+struct webhook_inbox {
+  struct item {
+    std::vector<brd::state_entry> rows;
+    steady_clock::time_point arrival;
+    std::shared_ptr<std::promise<void>> durable;
+  };
+  std::mutex mutex;
+  std::vector<item> items;
+};
+
+} // namespace
+
+// Sent within the process only.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<webhook_inbox>)
+
+namespace {
 
 using node_ptr = caf::stateful_actor<node_state>*;
 
@@ -133,7 +166,7 @@ void commit(node_ptr self) {
     return;
   st.committing = true;
   auto entries = std::make_shared<std::vector<brd::state_entry>>(std::move(st.pending));
-  auto promises = std::make_shared<std::vector<caf::response_promise>>(std::move(st.waiting));
+  auto promises = std::make_shared<decltype(st.waiting)>(std::move(st.waiting));
   st.pending.clear();
   st.waiting.clear();
   if (st.mode == floor_mode::store) {
@@ -161,7 +194,8 @@ void commit(node_ptr self) {
       if (s.rows)
         s.rows->mark_durable(entries->back().seq);
       for (size_t i = 0; i < promises->size(); ++i)
-        (*promises)[i].deliver(brd::write_ack{(*entries)[i].hlc, s.name, (*entries)[i].seq});
+        if ((*promises)[i])
+          (*promises)[i]((*entries)[i]);
       for (size_t p = 0; p < s.peers.size(); ++p) {
         auto& unsent = s.peers[p].unsent;
         unsent.insert(unsent.end(), entries->begin(), entries->end());
@@ -173,6 +207,32 @@ void commit(node_ptr self) {
     [=](caf::error&) { fail("sync"); });
 }
 
+// A write of this node: stamped, then in the next group commit.
+void take(node_state& st, brd::state_entry entry,
+          std::function<void(const brd::state_entry&)> durable) {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  entry.hlc = static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::milliseconds>(now).count())
+              << 16;
+  entry.origin = st.name;
+  entry.seq = ++st.seq;
+  st.pending.push_back(std::move(entry));
+  st.waiting.push_back(std::move(durable));
+}
+
+// The webhook floor's part in storing a peer's batch: the edge samples
+// deployments whose tasks all run, a role node starts its tasks.
+void on_stored(node_ptr self, const std::vector<brd::state_entry>& stored) {
+  auto& st = self->state;
+  if (st.edge)
+    st.edge->stored(stored);
+  if (st.role.empty())
+    return;
+  for (auto& row : bench::running_rows(st.role, st.name, stored, st.supersede))
+    take(st, std::move(row), nullptr);
+  commit(self);
+}
+
 // Stores a peer's batch: unsynced, as the state actor applies.
 version_vector apply(node_state& st, const brd::repl_batch& in) {
   if (st.mode == floor_mode::store) {
@@ -182,12 +242,13 @@ version_vector apply(node_state& st, const brd::repl_batch& in) {
     *st.applied += result->applied.size();
     return st.rows->vv();
   }
-  if (st.mode == floor_mode::design && !in.entries.empty()) { // the merge rule's read
-    std::vector<std::string_view> keys;
+  if (st.mode == floor_mode::design) { // the merge rule's read, one MultiGet per table
+    std::map<std::string_view, std::vector<std::string_view>> keys;
     for (const auto& e : in.entries)
-      keys.push_back(e.key);
-    if (!st.db->multi_get(in.entries.front().table, keys)) // the benchmark writes one table
-      fail("multi_get");
+      keys[e.table].push_back(e.key);
+    for (const auto& [table, of_table] : keys)
+      if (!st.db->multi_get(table, of_table))
+        fail("multi_get");
   }
   brd::io::batch batch;
   for (const auto& e : in.entries) {
@@ -231,8 +292,13 @@ void truncate(node_state& st) {
 caf::behavior node(node_ptr self, floor_mode mode, brd::io::store* db, std::string name,
                    std::vector<std::string> names,
                    std::shared_ptr<std::atomic<uint64_t>> applied,
-                   std::shared_ptr<std::atomic<uint64_t>> errors) {
+                   std::shared_ptr<std::atomic<uint64_t>> errors,
+                   std::shared_ptr<bench::webhook_edge> edge, std::string role,
+                   bool supersede) {
   auto& st = self->state;
+  st.supersede = supersede;
+  st.edge = std::move(edge);
+  st.role = std::move(role);
   st.mode = mode;
   st.db = db;
   st.name = name;
@@ -251,19 +317,38 @@ caf::behavior node(node_ptr self, floor_mode mode, brd::io::store* db, std::stri
   });
   return {
     [=](brd::put_atom, std::string& table, std::string& key, std::string& value) {
-      auto& s = self->state;
-      auto now = std::chrono::system_clock::now().time_since_epoch();
-      auto hlc = static_cast<uint64_t>(
-                   std::chrono::duration_cast<std::chrono::milliseconds>(now).count())
-                 << 16;
-      s.pending.push_back({std::move(table), std::move(key), std::move(value), false, hlc,
-                           s.name, ++s.seq});
       auto promise = self->make_response_promise();
-      s.waiting.push_back(promise);
+      take(self->state, {std::move(table), std::move(key), std::move(value)},
+           [promise](const brd::state_entry& e) mutable {
+             promise.deliver(brd::write_ack{e.hlc, e.origin, e.seq});
+           });
       commit(self);
       return promise;
     },
-    [=](brd::repl_batch& in) { return apply(self->state, in); },
+    [=](inbox_atom, std::shared_ptr<webhook_inbox>& inbox) {
+      std::vector<webhook_inbox::item> items;
+      {
+        std::lock_guard guard{inbox->mutex};
+        items.swap(inbox->items);
+      }
+      auto& s = self->state;
+      for (auto& item : items) {
+        for (auto& row : item.rows)
+          s.edge->opened(row, item.arrival);
+        for (size_t i = 0; i < item.rows.size(); ++i) {
+          std::function<void(const brd::state_entry&)> durable;
+          if (i + 1 == item.rows.size())
+            durable = [done = item.durable](const brd::state_entry&) { done->set_value(); };
+          take(s, std::move(item.rows[i]), std::move(durable));
+        }
+      }
+      commit(self);
+    },
+    [=](brd::repl_batch& in) {
+      auto vv = apply(self->state, in);
+      on_stored(self, in.entries);
+      return vv;
+    },
     [=](brd::tick_atom) {
       truncate(self->state);
       self->delayed_send(self, 1s, brd::tick_atom::value);
@@ -282,6 +367,12 @@ struct options {
   uint64_t writes = 0, clients = 64, value_size = 200;
   int64_t start_ms = 0;
   floor_mode mode = floor_mode::raw;
+  // The webhook floor: the edge's HTTP port, secret and roles, or this
+  // node's role.
+  uint16_t webhook_port = 0;
+  std::string secret_file, role;
+  std::vector<std::string> roles;
+  bool supersede = false;
 };
 
 bool parse(int argc, char** argv, options& out) {
@@ -308,11 +399,65 @@ bool parse(int argc, char** argv, options& out) {
                  : value == "design" ? floor_mode::design : floor_mode::store;
     else if (arg == "--start-ms")
       out.start_ms = static_cast<int64_t>(number());
+    else if (arg == "--webhook-port")
+      out.webhook_port = static_cast<uint16_t>(number());
+    else if (arg == "--secret-file")
+      out.secret_file = value;
+    else if (arg == "--role")
+      out.role = value;
+    else if (arg == "--supersede")
+      out.supersede = value == "on";
+    else if (arg == "--roles")
+      for (std::string_view rest = value; !rest.empty();) {
+        auto comma = rest.find(',');
+        out.roles.emplace_back(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+      }
     else
       return false;
   }
+  const bool webhook = out.webhook_port != 0 || !out.role.empty();
   return argc % 2 == 1 && !out.name.empty() && !out.dir.empty() && out.port != 0
-         && out.writes > 0 && out.clients > 0 && out.start_ms > 0;
+         && out.clients > 0
+         && (webhook ? (out.webhook_port == 0 || (!out.secret_file.empty() && !out.roles.empty()))
+                     : out.writes > 0 && out.start_ms > 0);
+}
+
+// The edge's secret, as brnode reads it: the file's first line.
+std::string read_secret(const std::string& file) {
+  std::ifstream in{file};
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// Serves the webhook floor's edge until the benchmark stops this process.
+int serve_webhooks(const options& opts, caf::actor self,
+                   std::shared_ptr<bench::webhook_edge> edge) {
+  auto inbox = std::make_shared<webhook_inbox>();
+  auto submit = [self, inbox](std::vector<brd::state_entry> rows,
+                              steady_clock::time_point arrival) {
+    auto durable = std::make_shared<std::promise<void>>();
+    auto done = durable->get_future();
+    bool first = false;
+    {
+      std::lock_guard guard{inbox->mutex};
+      first = inbox->items.empty();
+      inbox->items.push_back({std::move(rows), arrival, std::move(durable)});
+    }
+    if (first)
+      caf::anon_send(self, inbox_atom::value, inbox);
+    return done.wait_for(30s) == std::future_status::ready;
+  };
+  auto http = edge->serve(opts.webhook_port, submit);
+  if (!http) {
+    std::printf("failed: cannot serve HTTP on port %u\n", opts.webhook_port);
+    return 1;
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;)
+    std::this_thread::sleep_for(1s);
 }
 
 int run(const options& opts) {
@@ -329,8 +474,12 @@ int run(const options& opts) {
   for (const auto& peer : opts.peers)
     names.push_back(peer.first);
   // Detached, as the state actor.
+  std::shared_ptr<bench::webhook_edge> edge;
+  if (opts.webhook_port != 0)
+    edge = std::make_shared<bench::webhook_edge>(read_secret(opts.secret_file), opts.roles);
   auto self = sys.spawn<caf::detached>(node, opts.mode, db->get(), opts.name, names, applied,
-                                       errors);
+                                       errors, edge, opts.role,
+                                       opts.supersede);
   if (!sys.middleman().publish(self, opts.port, "127.0.0.1")) {
     std::printf("failed: cannot listen on port %u\n", opts.port);
     return 1;
@@ -352,6 +501,14 @@ int run(const options& opts) {
     }
   }
   caf::anon_send(self, std::move(peers));
+  if (edge)
+    return serve_webhooks(opts, self, edge);
+  if (!opts.role.empty()) {
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (;;) // a role node of the webhook floor, until stopped
+      std::this_thread::sleep_for(1s);
+  }
   std::printf("ready\n");
   std::fflush(stdout);
   std::this_thread::sleep_for(
@@ -383,8 +540,12 @@ int main(int argc, char** argv) {
     = "usage: repl_floor [--mode raw|design|store] --name N --port P "
       "[--peer NAME=PORT]... --dir DIR --writes N [--clients N] [--value-size N] "
       "--start-ms EPOCH_MS\n"
+      "       repl_floor [--mode M] --name N --port P [--peer NAME=PORT]... --dir DIR\n"
+      "                  --writes 0 (--webhook-port P --secret-file F --roles R1,R2,.. | "
+      "--role R [--supersede on])\n"
       "One node of the replication benchmark's floors; tools/bench/replication starts "
-      "three.\n";
+      "three. The second form is a node of the webhook floor (floor_webhook.hpp): the "
+      "edge or a role node; tools/bench/webhook starts five.\n";
   if (argc == 2 && std::string_view{argv[1]} == "--help") {
     std::fputs(usage, stdout);
     return 0;
