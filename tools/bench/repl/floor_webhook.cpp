@@ -84,6 +84,8 @@ brd::io::http_response webhook_edge::on_push(const brd::io::http_request& reques
   {
     std::lock_guard guard{mutex_};
     ++accepted_;
+    durable_ms_.push_back(
+      std::chrono::duration<double, std::milli>(steady_clock::now() - arrival).count());
   }
   // As brnode answers: 202 once recorded, the deploy runs after the reply.
   return {202, "application/json", R"({"status":"accepted","deployment":")" + id + "\"}", {}};
@@ -117,13 +119,16 @@ void webhook_edge::stored(const std::vector<brd::state_entry>& rows) {
 brd::io::http_response webhook_edge::stats(const brd::io::http_request& request) {
   std::lock_guard guard{mutex_};
   auto samples = samples_ms_;
+  auto durable = durable_ms_;
   std::ostringstream out;
   out << R"({"accepted":)" << accepted_ << R"(,"samples":)" << samples.size()
       << R"(,"open":)" << open_.size() << R"(,"p50_ms":)" << percentile(samples, 50)
       << R"(,"p99_ms":)" << percentile(samples, 99) << R"(,"max_ms":)"
-      << (samples.empty() ? 0.0 : samples.back()) << "}";
+      << (samples.empty() ? 0.0 : samples.back()) << R"(,"durable_p50_ms":)"
+      << percentile(durable, 50) << R"(,"durable_p99_ms":)" << percentile(durable, 99) << "}";
   if (request.params.contains("reset")) {
     samples_ms_.clear();
+    durable_ms_.clear();
     accepted_ = 0;
   }
   return {200, "application/json", out.str(), {}};

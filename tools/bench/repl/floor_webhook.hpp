@@ -55,8 +55,10 @@ public:
   // `roles[i]` takes paths under `r<i+1>/`, as in tools/bench/webhook.
   webhook_edge(std::string secret, std::vector<std::string> roles);
 
-  // Serves POST /webhooks/github and GET /floor/stats (JSON: accepted,
-  // samples, p50_ms, p99_ms, max_ms; ?reset=1 starts afresh) on 127.0.0.1.
+  // Serves POST /webhooks/github and GET /floor/stats (JSON: accepted;
+  // samples, p50_ms, p99_ms, max_ms of arrival -> every task running;
+  // durable_p50_ms, durable_p99_ms of arrival -> the deployment durable on
+  // the edge; ?reset=1 starts afresh) on 127.0.0.1.
   caf::expected<std::unique_ptr<brd::io::http_server>> serve(uint16_t port, submit_fn submit);
 
   // On the node's actor: a deployment row was committed here (before its
@@ -79,6 +81,7 @@ private:
   std::unordered_set<std::string> deliveries_;
   std::unordered_map<std::string, open_deploy> open_;
   std::vector<double> samples_ms_;
+  std::vector<double> durable_ms_; // arrival -> the deployment durable here
   uint64_t accepted_ = 0, counter_ = 0;
 };
 
