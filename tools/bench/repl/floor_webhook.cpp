@@ -20,7 +20,8 @@ std::string header(const brd::io::http_request& request, const std::string& name
   return i == request.headers.end() ? std::string{} : i->second;
 }
 
-// The roles a deployment row names (its last line, comma-separated).
+// The roles a deployment row names (the last line of its record's payload,
+// comma-separated).
 std::vector<std::string> roles_of(const std::string& value) {
   std::vector<std::string> out;
   std::stringstream in{value.substr(value.rfind('\n') + 1)};
@@ -75,10 +76,10 @@ brd::io::http_response webhook_edge::on_push(const brd::io::http_request& reques
   std::vector<brd::state_entry> rows(2);
   rows[0].table = deployments_table;
   rows[0].key = delivery_prefix + delivery;
-  rows[0].value = id;
+  rows[0].value = record_of(id); // records io::state_store takes (--mode store)
   rows[1].table = deployments_table;
   rows[1].key = id;
-  rows[1].value = push->repo + '\n' + push->after + '\n' + push->ref + '\n' + roles;
+  rows[1].value = record_of(push->repo + '\n' + push->after + '\n' + push->ref + '\n' + roles);
   if (!submit(std::move(rows), arrival))
     return brd::io::http_error(503, "not recorded");
   {
@@ -147,7 +148,7 @@ std::vector<brd::state_entry> running_rows(const std::string& role, const std::s
     brd::state_entry task;
     task.table = tasks_table;
     task.key = row.key + '/' + role + '/' + node;
-    task.value = "running";
+    task.value = record_of("running");
     out.push_back(std::move(task));
   }
   if (supersede && out.size() > 1) // rows arrive in commit order: the last is the newest

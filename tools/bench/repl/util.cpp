@@ -138,11 +138,20 @@ double percentile(std::vector<double>& samples, double p) {
 }
 
 std::string record_of_size(size_t size) {
-  // fixmap(2) "v" 1 "p" str8(len): 8 bytes of framing.
-  size_t len = size - 8;
-  std::string out{"\x82\xa1v\x01\xa1p\xd9", 7};
-  out += static_cast<char>(len);
-  out += std::string(len, 'x');
+  return record_of(std::string(size - 8, 'x')); // size - 8 < 256: str8
+}
+
+std::string record_of(std::string_view payload) {
+  // fixmap(2) "v" 1 "p" str8(len) or str16(len).
+  std::string out{"\x82\xa1v\x01\xa1p", 6};
+  if (payload.size() < 256) {
+    out += '\xd9';
+  } else {
+    out += '\xda';
+    out += static_cast<char>(payload.size() >> 8);
+  }
+  out += static_cast<char>(payload.size() & 0xff);
+  out += payload;
   return out;
 }
 

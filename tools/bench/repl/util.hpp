@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -39,8 +40,12 @@ http_answer http(const std::string& method, uint16_t port, const std::string& pa
 // The p-th percentile (0..100) of `samples` (sorted in place); 0 if empty.
 double percentile(std::vector<double>& samples, double p);
 
-// A msgpack record {"v": 1, "p": "xxx..."} of exactly `size` bytes.
+// A msgpack record {"v": 1, "p": "xxx..."} of exactly `size` bytes (at most
+// 263).
 std::string record_of_size(size_t size);
+// The msgpack record {"v": 1, "p": payload} (payload under 64 KiB), which
+// io::state_store takes as a value.
+std::string record_of(std::string_view payload);
 
 std::string base64(const std::string& bytes);
 
