@@ -1,7 +1,6 @@
 #include "floor_webhook.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <sstream>
 
 #include "io/github_webhook.hpp"
@@ -63,9 +62,8 @@ brd::io::http_response webhook_edge::on_push(const brd::io::http_request& reques
   std::string roles;
   size_t tasks = 0;
   for (const auto& [globs, role] : routes_)
-    if (brd::io::match_any_path(globs, push->changed)) {
+    if (brd::io::match_any_path(globs, push->changed))
       roles += (tasks++ == 0 ? "" : ",") + role;
-    }
   std::string id;
   {
     std::lock_guard guard{mutex_};
@@ -80,8 +78,11 @@ brd::io::http_response webhook_edge::on_push(const brd::io::http_request& reques
   rows[1].table = deployments_table;
   rows[1].key = id;
   rows[1].value = record_of(push->repo + '\n' + push->after + '\n' + push->ref + '\n' + roles);
-  if (!submit(std::move(rows), arrival))
+  if (!submit(std::move(rows), arrival)) {
+    std::lock_guard guard{mutex_};
+    deliveries_.erase(delivery); // a redelivery is taken, as brnode does
     return brd::io::http_error(503, "not recorded");
+  }
   {
     std::lock_guard guard{mutex_};
     ++accepted_;
