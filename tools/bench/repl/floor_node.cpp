@@ -503,14 +503,10 @@ int run(const options& opts) {
   caf::anon_send(self, std::move(peers));
   if (edge)
     return serve_webhooks(opts, self, edge);
-  if (!opts.role.empty()) {
-    std::printf("ready\n");
-    std::fflush(stdout);
-    for (;;) // a role node of the webhook floor, until stopped
-      std::this_thread::sleep_for(1s);
-  }
   std::printf("ready\n");
   std::fflush(stdout);
+  while (!opts.role.empty()) // a role node of the webhook floor, until stopped
+    std::this_thread::sleep_for(1s);
   std::this_thread::sleep_for(
     std::chrono::milliseconds(std::max<int64_t>(0, opts.start_ms - brd::wall_clock_ms())));
   bench::writer_plan plan;
