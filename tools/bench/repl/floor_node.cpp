@@ -20,11 +20,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
-#include <future>
 #include <map>
-#include <mutex>
 #include <ranges>
 #include <memory>
 #include <string>
@@ -53,8 +50,6 @@ using namespace std::chrono_literals;
 constexpr size_t max_in_flight = 2; // batches unanswered per peer, as the state actor
 
 using version_vector = std::map<std::string, uint64_t>;
-using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
-using steady_clock = std::chrono::steady_clock;
 
 // What a write costs beyond the raw minimum (--mode).
 enum class floor_mode {
@@ -98,24 +93,6 @@ struct node_state {
   std::string role;
   bool supersede = false;
 };
-
-// Rows the edge's HTTP workers hand to the node's actor (inbox_atom).
-struct webhook_inbox {
-  struct item {
-    std::vector<brd::state_entry> rows;
-    steady_clock::time_point arrival;
-    std::shared_ptr<std::promise<void>> durable;
-  };
-  std::mutex mutex;
-  std::vector<item> items;
-};
-
-} // namespace
-
-// Sent within the process only.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<webhook_inbox>)
-
-namespace {
 
 using node_ptr = caf::stateful_actor<node_state>*;
 
@@ -325,14 +302,9 @@ caf::behavior node(node_ptr self, floor_mode mode, brd::io::store* db, std::stri
       commit(self);
       return promise;
     },
-    [=](inbox_atom, std::shared_ptr<webhook_inbox>& inbox) {
-      std::vector<webhook_inbox::item> items;
-      {
-        std::lock_guard guard{inbox->mutex};
-        items.swap(inbox->items);
-      }
+    [=](bench::inbox_atom, std::shared_ptr<bench::webhook_inbox>& inbox) {
       auto& s = self->state;
-      for (auto& item : items) {
+      for (auto& item : inbox->take()) {
         for (auto& row : item.rows)
           s.edge->opened(row, item.arrival);
         for (size_t i = 0; i < item.rows.size(); ++i) {
@@ -423,43 +395,6 @@ bool parse(int argc, char** argv, options& out) {
                      : out.writes > 0 && out.start_ms > 0);
 }
 
-// The edge's secret, as brnode reads it: the file's first line.
-std::string read_secret(const std::string& file) {
-  std::ifstream in{file};
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-// Serves the webhook floor's edge until the benchmark stops this process.
-int serve_webhooks(const options& opts, caf::actor self,
-                   std::shared_ptr<bench::webhook_edge> edge) {
-  auto inbox = std::make_shared<webhook_inbox>();
-  auto submit = [self, inbox](std::vector<brd::state_entry> rows,
-                              steady_clock::time_point arrival) {
-    auto durable = std::make_shared<std::promise<void>>();
-    auto done = durable->get_future();
-    bool first = false;
-    {
-      std::lock_guard guard{inbox->mutex};
-      first = inbox->items.empty();
-      inbox->items.push_back({std::move(rows), arrival, std::move(durable)});
-    }
-    if (first)
-      caf::anon_send(self, inbox_atom::value, inbox);
-    return done.wait_for(30s) == std::future_status::ready;
-  };
-  auto http = edge->serve(opts.webhook_port, submit);
-  if (!http) {
-    std::printf("failed: cannot serve HTTP on port %u\n", opts.webhook_port);
-    return 1;
-  }
-  std::printf("ready\n");
-  std::fflush(stdout);
-  for (;;)
-    std::this_thread::sleep_for(1s);
-}
-
 int run(const options& opts) {
   auto db = brd::io::store::open(opts.dir, brd::io::state_column_families());
   if (!db) {
@@ -476,7 +411,8 @@ int run(const options& opts) {
   // Detached, as the state actor.
   std::shared_ptr<bench::webhook_edge> edge;
   if (opts.webhook_port != 0)
-    edge = std::make_shared<bench::webhook_edge>(read_secret(opts.secret_file), opts.roles);
+    edge = std::make_shared<bench::webhook_edge>(bench::read_secret(opts.secret_file),
+                                                 opts.roles);
   auto self = sys.spawn<caf::detached>(node, opts.mode, db->get(), opts.name, names, applied,
                                        errors, edge, opts.role,
                                        opts.supersede);
@@ -501,11 +437,18 @@ int run(const options& opts) {
     }
   }
   caf::anon_send(self, std::move(peers));
-  if (edge)
-    return serve_webhooks(opts, self, edge);
+  std::unique_ptr<brd::io::http_server> http; // the webhook floor's edge
+  if (edge) {
+    auto served = edge->serve(opts.webhook_port, self);
+    if (!served) {
+      std::printf("failed: cannot serve HTTP on port %u\n", opts.webhook_port);
+      return 1;
+    }
+    http = std::move(*served);
+  }
   std::printf("ready\n");
   std::fflush(stdout);
-  while (!opts.role.empty()) // a role node of the webhook floor, until stopped
+  while (edge || !opts.role.empty()) // a node of the webhook floor, until stopped
     std::this_thread::sleep_for(1s);
   std::this_thread::sleep_for(
     std::chrono::milliseconds(std::max<int64_t>(0, opts.start_ms - brd::wall_clock_ms())));

@@ -1,7 +1,10 @@
 #include "floor_webhook.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <sstream>
+
+#include <caf/send.hpp>
 
 #include "io/github_webhook.hpp"
 #include "io/glob.hpp"
@@ -31,6 +34,35 @@ std::vector<std::string> roles_of(const std::string& value) {
 
 } // namespace
 
+bool webhook_inbox::submit(const caf::actor& node, std::vector<brd::state_entry> rows,
+                           steady_clock::time_point arrival) {
+  auto durable = std::make_shared<std::promise<void>>();
+  auto done = durable->get_future();
+  bool first = false;
+  {
+    std::lock_guard guard{mutex_};
+    first = items_.empty();
+    items_.push_back({std::move(rows), arrival, std::move(durable)});
+  }
+  if (first) // else the message that takes them is on its way
+    caf::anon_send(node, inbox_atom::value, shared_from_this());
+  return done.wait_for(std::chrono::seconds{30}) == std::future_status::ready;
+}
+
+std::vector<webhook_inbox::item> webhook_inbox::take() {
+  std::vector<item> out;
+  std::lock_guard guard{mutex_};
+  out.swap(items_);
+  return out;
+}
+
+std::string read_secret(const std::string& file) {
+  std::ifstream in{file};
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
 webhook_edge::webhook_edge(std::string secret, std::vector<std::string> roles)
   : secret_(std::move(secret)) {
   for (size_t i = 0; i < roles.size(); ++i)
@@ -38,10 +70,10 @@ webhook_edge::webhook_edge(std::string secret, std::vector<std::string> roles)
 }
 
 caf::expected<std::unique_ptr<brd::io::http_server>>
-webhook_edge::serve(uint16_t port, submit_fn submit) {
+webhook_edge::serve(uint16_t port, caf::actor node) {
   std::vector<brd::io::http_route> routes{
     {"POST", "/webhooks/github",
-     [this, submit](const brd::io::http_request& r) { return on_push(r, submit); }},
+     [this, node](const brd::io::http_request& r) { return on_push(r, node); }},
     {"GET", "/floor/stats", [this](const brd::io::http_request& r) { return stats(r); }},
   };
   // As brnode's edge: 16 workers, GitHub's 25 MB cap.
@@ -49,7 +81,7 @@ webhook_edge::serve(uint16_t port, submit_fn submit) {
 }
 
 brd::io::http_response webhook_edge::on_push(const brd::io::http_request& request,
-                                             const submit_fn& submit) {
+                                             const caf::actor& node) {
   const auto arrival = steady_clock::now();
   if (!brd::io::verify_signature(secret_, request.body, header(request, "x-hub-signature-256")))
     return brd::io::http_error(401, "bad signature");
@@ -78,7 +110,7 @@ brd::io::http_response webhook_edge::on_push(const brd::io::http_request& reques
   rows[1].table = deployments_table;
   rows[1].key = id;
   rows[1].value = record_of(push->repo + '\n' + push->after + '\n' + push->ref + '\n' + roles);
-  if (!submit(std::move(rows), arrival)) {
+  if (!inbox_->submit(node, std::move(rows), arrival)) {
     std::lock_guard guard{mutex_};
     deliveries_.erase(delivery); // a redelivery is taken, as brnode does
     return brd::io::http_error(503, "not recorded");

@@ -23,8 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
-#include <map>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +31,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <caf/expected.hpp>
 
 #include "io/http_server.hpp"
@@ -45,10 +47,33 @@ inline constexpr const char* deployments_table = "deployments";
 inline constexpr const char* delivery_prefix = "delivery/";
 inline constexpr const char* tasks_table = "tasks";
 
-// Hands rows to the node's group commit and blocks until they are durable;
-// false when they are not (the node failed).
-using submit_fn = std::function<bool(std::vector<brd::state_entry> rows,
-                                     std::chrono::steady_clock::time_point arrival)>;
+using inbox_atom = caf::atom_constant<caf::atom("inbox")>;
+
+// Rows the edge's HTTP workers hand to the node's actor: submit() queues
+// them and sends the node {inbox_atom, the inbox} when the queue was empty;
+// the node takes the queue and fulfils each item's `durable` once its rows
+// are.
+struct webhook_inbox : std::enable_shared_from_this<webhook_inbox> {
+  struct item {
+    std::vector<brd::state_entry> rows;
+    std::chrono::steady_clock::time_point arrival;
+    std::shared_ptr<std::promise<void>> durable;
+  };
+
+  // On an HTTP worker: blocks until the rows are durable; false when they
+  // are not within 30 s (the node failed).
+  bool submit(const caf::actor& node, std::vector<brd::state_entry> rows,
+              std::chrono::steady_clock::time_point arrival);
+  // On the node's actor: every item submitted since the last call.
+  std::vector<item> take();
+
+private:
+  std::mutex mutex_;
+  std::vector<item> items_;
+};
+
+// The edge's secret, as brnode reads it: the file's first line.
+std::string read_secret(const std::string& file);
 
 class webhook_edge {
 public:
@@ -58,8 +83,9 @@ public:
   // Serves POST /webhooks/github and GET /floor/stats (JSON: accepted;
   // samples, p50_ms, p99_ms, max_ms of arrival -> every task running;
   // durable_p50_ms, durable_p99_ms of arrival -> the deployment durable on
-  // the edge; ?reset=1 starts afresh) on 127.0.0.1.
-  caf::expected<std::unique_ptr<brd::io::http_server>> serve(uint16_t port, submit_fn submit);
+  // the edge; ?reset=1 starts afresh) on 127.0.0.1. A push's rows go to
+  // `node` through a webhook_inbox.
+  caf::expected<std::unique_ptr<brd::io::http_server>> serve(uint16_t port, caf::actor node);
 
   // On the node's actor: a deployment row was committed here (before its
   // durable ack), so rows of its tasks may come back.
@@ -68,7 +94,7 @@ public:
   void stored(const std::vector<brd::state_entry>& rows);
 
 private:
-  brd::io::http_response on_push(const brd::io::http_request& request, const submit_fn& submit);
+  brd::io::http_response on_push(const brd::io::http_request& request, const caf::actor& node);
   brd::io::http_response stats(const brd::io::http_request& request);
 
   struct open_deploy {
@@ -76,6 +102,7 @@ private:
     size_t missing = 0;
   };
   std::string secret_;
+  std::shared_ptr<webhook_inbox> inbox_ = std::make_shared<webhook_inbox>();
   std::vector<std::pair<std::vector<std::string>, std::string>> routes_; // globs, role
   std::mutex mutex_; // the rest, shared by HTTP workers and the node's actor
   std::unordered_set<std::string> deliveries_;
@@ -94,3 +121,6 @@ std::vector<brd::state_entry> running_rows(const std::string& role, const std::s
                                            bool supersede);
 
 } // namespace bench
+
+// Sent within the process only.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<bench::webhook_inbox>)
